@@ -1,0 +1,117 @@
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { TaskwardenError } from '../errors.js';
+import { PrismaClient } from '../generated/prisma/client.js';
+import { pgliteAdapter } from './cli-adapter.js';
+import { acquireDataDir, type DataDir } from './data-dir.js';
+import { migrate, pendingMigrations, type SqlSession } from './migrate.js';
+
+export type { PrismaClient };
+
+/** Where the data lives: a PostgreSQL server, a PGlite folder, or PGlite in memory (tests). */
+export type DatabaseTarget = { url: string } | { dataDir: string } | { memory: true };
+
+export interface Database {
+  readonly prisma: PrismaClient;
+  readonly provider: 'postgres' | 'pglite';
+  /** Where the data lives, safe to log (no password). */
+  readonly location: string;
+  /** True when the database answers and every migration is applied. */
+  ready(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Opens the database, applies pending migrations, and returns a Prisma client over it. */
+export async function openDatabase(target: DatabaseTarget, options: { migrate?: boolean } = {}): Promise<Database> {
+  const shouldMigrate = options.migrate ?? true;
+  if ('url' in target) return openPostgres(target.url, shouldMigrate);
+  return openPGlite(target, shouldMigrate);
+}
+
+async function openPostgres(url: string, shouldMigrate: boolean): Promise<Database> {
+  // Prisma's driver adapters send DateTime values without a zone, so the server
+  // would read them in its own time zone; pinning the session to UTC keeps every
+  // timestamp right whatever the server's (or the database's) TimeZone setting.
+  const pool = new pg.Pool({ connectionString: url, max: 10, options: '-c TimeZone=UTC' });
+  // An idle client that loses its server must not crash the process; the next query reports it.
+  pool.on('error', () => {});
+  const session = async <T>(fn: (sql: SqlSession) => Promise<T>): Promise<T> => {
+    const client = await pool.connect();
+    try {
+      return await fn({
+        query: async (text, params) => (await client.query(text, params)).rows,
+        exec: async (text) => void (await client.query(text)),
+      });
+    } finally {
+      client.release();
+    }
+  };
+  try {
+    if (shouldMigrate) await session(migrate);
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  return {
+    prisma,
+    provider: 'postgres',
+    location: redact(url),
+    ready: () => session(async (sql) => (await pendingMigrations(sql)).length === 0).catch(() => false),
+    async close() {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}
+
+async function openPGlite(target: { dataDir: string } | { memory: true }, shouldMigrate: boolean): Promise<Database> {
+  const dataDir: DataDir | undefined = 'dataDir' in target ? acquireDataDir(target.dataDir) : undefined;
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create(dataDir ? dataDir.pgdata : 'memory://');
+  } catch (error) {
+    dataDir?.release();
+    throw new TaskwardenError(
+      'DATA_DIR_DAMAGED',
+      `The embedded database in ${dataDir?.pgdata ?? 'memory'} could not be opened (${(error as Error).message}). ` +
+        `Restore it from a backup, or move the folder away to start with an empty database.`,
+    );
+  }
+  const sql: SqlSession = {
+    query: async (text, params) => (await pglite.query(text, params)).rows as never,
+    exec: async (text) => void (await pglite.exec(text)),
+  };
+  try {
+    await pglite.exec(`SET TimeZone = 'UTC'`); // as for Postgres: timestamps arrive without a zone
+    if (shouldMigrate) await migrate(sql);
+    dataDir?.markReady();
+  } catch (error) {
+    await pglite.close();
+    dataDir?.release();
+    throw error;
+  }
+  const prisma = new PrismaClient({ adapter: pgliteAdapter(pglite) });
+  return {
+    prisma,
+    provider: 'pglite',
+    location: dataDir ? dataDir.pgdata : 'memory',
+    ready: async () => !pglite.closed && (await pendingMigrations(sql).catch(() => ['?'])).length === 0,
+    async close() {
+      await prisma.$disconnect();
+      if (!pglite.closed) await pglite.close();
+      dataDir?.release();
+    },
+  };
+}
+
+function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres';
+  }
+}

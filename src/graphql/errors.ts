@@ -1,0 +1,62 @@
+import { PothosValidationError } from '@pothos/core';
+import { GraphQLError } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import { TaskwardenError } from '../errors.js';
+
+/**
+ * The one place that decides what an error looks like to a client. A
+ * TaskwardenError keeps its message and gets its `extensions.code`; a
+ * GraphQL parse, validation or variable error gets a code too; anything else
+ * is unexpected and becomes a bare INTERNAL_SERVER_ERROR, so no stack trace
+ * or SQL ever reaches a client (the server logs the original).
+ */
+export function maskError(error: unknown, message: string): Error {
+  const graphqlError = error instanceof GraphQLError ? error : undefined;
+  const original = graphqlError?.originalError ?? error;
+  const where = { nodes: graphqlError?.nodes, path: graphqlError?.path, source: graphqlError?.source, positions: graphqlError?.positions };
+
+  if (original instanceof TaskwardenError) {
+    return new GraphQLError(original.message, { ...where, extensions: { ...original.details, code: original.code } });
+  }
+  if (original instanceof PothosValidationError) {
+    return new GraphQLError(original.message, { ...where, extensions: { code: 'BAD_USER_INPUT' } });
+  }
+  if (graphqlError && (!graphqlError.originalError || graphqlError.originalError instanceof GraphQLError)) {
+    if (graphqlError.extensions?.code) return graphqlError;
+    return new GraphQLError(graphqlError.message, { ...where, extensions: { ...graphqlError.extensions, code: codeOf(graphqlError) } });
+  }
+  return new GraphQLError(message, { ...where, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+}
+
+// Values that do not fit an argument's type: an unknown status, a string for a number, a missing required value.
+const valueError = /^(Variable "\$.*(got invalid value|of required type|of non-null type)|Argument ".*(has invalid value|of type ".*" is required)|Enum "|Expected value of type|(Int|Float|String|Boolean|ID) cannot represent|Value ".*" does not exist|Field ".*" of required type ".*" was not provided)/;
+
+function codeOf(error: GraphQLError): string {
+  if (error.message.startsWith('Syntax Error')) return 'GRAPHQL_PARSE_FAILED';
+  return valueError.test(error.message) ? 'BAD_USER_INPUT' : 'GRAPHQL_VALIDATION_FAILED';
+}
+
+/**
+ * Validation errors about argument values (e.g. `status: FOO`) are the
+ * caller's bad input, not a malformed query: give them BAD_USER_INPUT like
+ * the ones found at execution.
+ */
+export function useInputErrorCodes(): Plugin {
+  return {
+    onValidate: () => ({ result, setResult }) => {
+      if (!result.some((error) => valueError.test(error.message))) return;
+      setResult(
+        result.map((error) =>
+          valueError.test(error.message)
+            ? new GraphQLError(error.message, {
+                nodes: error.nodes,
+                source: error.source,
+                positions: error.positions,
+                extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
+              })
+            : error,
+        ),
+      );
+    },
+  };
+}

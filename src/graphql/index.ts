@@ -1,0 +1,10 @@
+import { builder } from './builder.js';
+import './enums.js';
+import './task.js';
+import './task-event.js';
+import './stats.js';
+import './monitor.js';
+
+export type { Context } from './context.js';
+
+export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,119 @@
+import type { StuckAlert } from '../events.js';
+import type { SweepReport } from '../monitor/sweep.js';
+import { actors } from '../tasks/model.js';
+import { builder } from './builder.js';
+import type { Context } from './context.js';
+import { StuckActionEnum, StuckReasonEnum } from './enums.js';
+import { minutes, TaskRef } from './task.js';
+
+type MonitorShape = ReturnType<Context['services']['monitor']['status']> & {
+  lastSweep: Awaited<ReturnType<Context['services']['monitor']['lastSweep']>>;
+};
+
+const MonitorStatusRef = builder.objectRef<MonitorShape>('MonitorStatus').implement({
+  description: "The stuck-task monitor: its settings, this instance's schedule, and the newest sweep of any instance.",
+  fields: (t) => ({
+    enabled: t.exposeBoolean('enabled'),
+    running: t.exposeBoolean('running', { description: "Whether this instance's sweep timer is scheduled." }),
+    intervalSeconds: t.float({ resolve: (m) => m.intervalMs / 1000 }),
+    timeoutMinutes: t.float({ resolve: (m) => m.stuckTimeoutMs / 60_000 }),
+    action: t.expose('action', { type: StuckActionEnum }),
+    nextSweepAt: t.expose('nextSweepAt', { type: 'DateTime', nullable: true }),
+    lastSweepAt: t.field({ type: 'DateTime', nullable: true, resolve: (m) => m.lastSweep?.startedAt }),
+    lastSweepDurationMs: t.float({
+      nullable: true,
+      resolve: (m) => (m.lastSweep ? m.lastSweep.finishedAt.getTime() - m.lastSweep.startedAt.getTime() : null),
+    }),
+    lastSweepScanned: t.int({ nullable: true, resolve: (m) => m.lastSweep?.scanned }),
+    lastSweepFound: t.int({ nullable: true, resolve: (m) => m.lastSweep?.found }),
+    lastSweepFixed: t.int({ nullable: true, resolve: (m) => m.lastSweep?.fixed }),
+    consecutiveFailures: t.exposeInt('consecutiveFailures', { description: 'Sweeps in a row that failed on this instance.' }),
+    lastError: t.exposeString('lastError', { nullable: true }),
+  }),
+});
+
+/** Lists the found tasks with the verdict this sweep reached (its timeout may differ from the monitor's). */
+function foundTasks(report: SweepReport, _args: unknown, ctx: Context) {
+  for (const { task, verdict } of report.found) ctx.verdicts.set(task, verdict);
+  return report.found.map((f) => f.task);
+}
+
+const fixedTasks = (report: SweepReport) => report.handled.filter((h) => h.outcome !== 'none').map((h) => h.task);
+
+const SweepReportRef = builder.objectRef<SweepReport>('SweepReport').implement({
+  description: 'What one monitor sweep found and did.',
+  fields: (t) => ({
+    ran: t.exposeBoolean('ran', { description: 'False when another instance held the sweep lock, so this one did nothing.' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime' }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime' }),
+    action: t.expose('action', { type: StuckActionEnum }),
+    timeoutMinutes: t.float({ resolve: (r) => r.timeoutMs / 60_000 }),
+    scanned: t.exposeInt('scanned', { description: 'Running tasks examined.' }),
+    found: t.field({ type: [TaskRef], resolve: foundTasks }),
+    fixed: t.field({ type: [TaskRef], description: 'Tasks the action changed, as it left them.', resolve: fixedTasks }),
+    alerted: t.int({ description: 'Stuck alerts published (with action NONE: new stuck episodes).', resolve: (r) => r.handled.length }),
+  }),
+});
+
+const CleanupReportRef = builder.objectRef<SweepReport>('CleanupReport').implement({
+  description: 'What cleanupStuck found and, with autoFix, fixed.',
+  fields: (t) => ({
+    autoFix: t.boolean({ resolve: (r) => !r.dryRun }),
+    action: t.expose('action', { type: StuckActionEnum }),
+    timeoutMinutes: t.float({ resolve: (r) => r.timeoutMs / 60_000 }),
+    found: t.field({ type: [TaskRef], resolve: foundTasks }),
+    fixed: t.field({ type: [TaskRef], resolve: fixedTasks }),
+  }),
+});
+
+const StuckTaskAlertRef = builder.objectRef<StuckAlert>('StuckTaskAlert').implement({
+  description: 'A stuck task that was found and handled; sent once per stuck episode.',
+  fields: (t) => ({
+    task: t.field({ type: TaskRef, description: 'The task after the action.', resolve: (a) => a.task }),
+    reason: t.expose('reason', { type: StuckReasonEnum }),
+    stuckSince: t.expose('stuckSince', { type: 'DateTime' }),
+    stuckForSeconds: t.exposeFloat('stuckForSeconds'),
+    detectedAt: t.expose('detectedAt', { type: 'DateTime' }),
+    actionTaken: t.expose('actionTaken', { type: StuckActionEnum }),
+    actor: t.exposeString('actor', { description: '"monitor", or who ran the cleanup.' }),
+  }),
+});
+
+builder.queryField('monitor', (t) =>
+  t.field({
+    type: MonitorStatusRef,
+    resolve: async (_root, _args, ctx) => ({ ...ctx.services.monitor.status(), lastSweep: await ctx.services.monitor.lastSweep() }),
+  }),
+);
+
+builder.mutationFields((t) => ({
+  cleanupStuck: t.field({
+    type: CleanupReportRef,
+    description: 'Finds tasks stuck under this timeout; with autoFix, applies the action to them (and alerts).',
+    args: {
+      timeoutMinutes: t.arg.float({ defaultValue: 30, required: true }),
+      autoFix: t.arg.boolean({ defaultValue: false, required: true }),
+      action: t.arg({ type: StuckActionEnum, defaultValue: 'cancel', required: true }),
+    },
+    resolve: (_root, args, ctx) =>
+      ctx.services.monitor.cleanup({
+        timeoutMs: minutes(args.timeoutMinutes, 'timeoutMinutes'),
+        autoFix: args.autoFix,
+        action: args.action,
+        actor: ctx.actor ?? actors.operator,
+      }),
+  }),
+  runMonitorSweep: t.field({
+    type: SweepReportRef,
+    description: "Runs a monitor sweep now, with the monitor's settings.",
+    resolve: (_root, _args, ctx) => ctx.services.monitor.sweepNow(),
+  }),
+}));
+
+builder.subscriptionField('stuckTaskDetected', (t) =>
+  t.field({
+    type: StuckTaskAlertRef,
+    subscribe: (_root, _args, ctx) => ctx.services.live.stuckAlerts(),
+    resolve: (alert) => alert,
+  }),
+);

@@ -1,0 +1,205 @@
+import { detectStuck, type StuckVerdict } from '../tasks/stuck.js';
+import type { Task } from '../tasks/model.js';
+import { badInput } from '../errors.js';
+import { builder } from './builder.js';
+import type { Context } from './context.js';
+import { StuckReasonEnum, TaskEventTypeEnum, TaskStatusEnum } from './enums.js';
+import { TaskEventRef } from './task-event.js';
+
+const MAX_EVENTS = 5000;
+
+/** The verdict this request already reached for the task, or the monitor's own. */
+export function verdictOf(task: Task, ctx: Context): StuckVerdict | null {
+  if (ctx.verdicts.has(task)) return ctx.verdicts.get(task)!;
+  const { clock, monitor } = ctx.services;
+  return detectStuck(task, clock.now(), monitor.settings.stuckTimeoutMs);
+}
+
+export const TaskRef = builder.prismaObject('Task', {
+  description: 'A unit of long-running work, such as one backtest. Its lease token is never readable.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    name: t.exposeString('name'),
+    kind: t.exposeString('kind'),
+    params: t.expose('params', { type: 'JSON', description: 'The job configuration, e.g. the strategy and its settings.' }),
+    status: t.expose('status', { type: TaskStatusEnum }),
+    progress: t.exposeFloat('progress', { description: 'From 0 to 100.' }),
+    message: t.exposeString('message', { nullable: true, description: 'The current phase, e.g. "saving results".' }),
+    attempt: t.exposeInt('attempt', { description: 'How many times it was started (1 on the first run).' }),
+    maxAttempts: t.exposeInt('maxAttempts'),
+    workerId: t.exposeString('workerId', { nullable: true, description: 'The worker that runs (or last ran) it.' }),
+    timeoutMinutes: t.exposeFloat('timeoutMinutes', { nullable: true, description: 'Its own run-time limit (OVERTIME past it).' }),
+    error: t.exposeString('error', { nullable: true }),
+    result: t.expose('result', { type: 'JSON', nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    lastHeartbeatAt: t.expose('lastHeartbeatAt', { type: 'DateTime', nullable: true }),
+    lastProgressAt: t.expose('lastProgressAt', { type: 'DateTime', nullable: true }),
+    completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
+    durationSeconds: t.float({
+      nullable: true,
+      description: 'Run time of the current (or last) attempt: start to finish, or start to now while running.',
+      resolve: (task, _args, ctx) =>
+        task.startedAt ? ((task.completedAt ?? ctx.services.clock.now()).getTime() - task.startedAt.getTime()) / 1000 : null,
+    }),
+    isStuck: t.boolean({
+      description: "Whether it is running but stuck, under the monitor's timeout (or the timeout of the query that listed it).",
+      resolve: (task, _args, ctx) => verdictOf(task, ctx) !== null,
+    }),
+    stuckReason: t.field({ type: StuckReasonEnum, nullable: true, resolve: (task, _args, ctx) => verdictOf(task, ctx)?.reason }),
+    stuckSince: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'The last heartbeat (NO_HEARTBEAT), the last progress change (NO_PROGRESS) or the start (OVERTIME).',
+      resolve: (task, _args, ctx) => verdictOf(task, ctx)?.since,
+    }),
+    stuckForSeconds: t.float({
+      nullable: true,
+      description: 'Seconds since stuckSince.',
+      resolve: (task, _args, ctx) => {
+        const verdict = verdictOf(task, ctx);
+        return verdict ? verdict.stuckForMs / 1000 : null;
+      },
+    }),
+    events: t.field({
+      type: [TaskEventRef],
+      description: 'Its history, oldest first: who did what, and why.',
+      args: {
+        types: t.arg({ type: [TaskEventTypeEnum], required: false, description: 'Only these kinds of entries.' }),
+        first: t.arg.int({ defaultValue: 500, required: true, description: `At most this many entries (up to ${MAX_EVENTS}).` }),
+      },
+      resolve: (task, args, ctx) => {
+        if (args.first < 1 || args.first > MAX_EVENTS) throw badInput('first', `must be from 1 to ${MAX_EVENTS}`);
+        return ctx.services.tasks.history({ taskId: task.id, types: args.types, limit: args.first });
+      },
+    }),
+  }),
+});
+
+export const TaskLeaseRef = builder.objectRef<{ task: Task; leaseToken: string }>('TaskLease').implement({
+  description: 'A started task and the lease that fences its worker writes. Keep the token secret.',
+  fields: (t) => ({
+    task: t.field({ type: TaskRef, resolve: (lease) => lease.task }),
+    leaseToken: t.exposeString('leaseToken', {
+      description: 'Present it on reportProgress, completeTask and failTask. A stale lease gets LEASE_MISMATCH.',
+    }),
+  }),
+});
+
+const CreateTaskInput = builder.inputType('CreateTaskInput', {
+  fields: (t) => ({
+    name: t.string({ required: true, description: 'At most 200 characters.' }),
+    kind: t.string({ description: 'Workers claim tasks by kind. Default "backtest".' }),
+    params: t.field({ type: 'JSON', description: 'The job configuration (at most 64 KB of JSON).' }),
+    timeoutMinutes: t.float({ description: 'Its own run-time limit; past it the task is stuck (OVERTIME).' }),
+    maxAttempts: t.int({ description: 'How many runs the monitor may start when its action is retry. Default 3.' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  task: t.prismaField({
+    type: 'Task',
+    nullable: true,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_query, _root, args, ctx) => ctx.services.tasks.get(String(args.id)),
+  }),
+  tasks: t.prismaConnection(
+    {
+      type: 'Task',
+      cursor: 'id',
+      description: 'Tasks, newest first.',
+      args: {
+        status: t.arg({ type: [TaskStatusEnum], required: false }),
+        kind: t.arg.string(),
+      },
+      totalCount: (_connection, args, ctx) => ctx.services.tasks.count({ status: args.status, kind: args.kind }),
+      resolve: (query, _root, args, ctx) => ctx.services.tasks.list({ status: args.status, kind: args.kind }, query),
+    },
+    { name: 'TaskConnection', description: 'A page of tasks.' },
+    { name: 'TaskEdge' },
+  ),
+  stuckTasks: t.field({
+    type: [TaskRef],
+    description: 'Running tasks that are stuck under this timeout, longest stuck first.',
+    args: { timeoutMinutes: t.arg.float({ defaultValue: 30, required: true }) },
+    resolve: async (_root, args, ctx) => {
+      const stuck = await ctx.services.tasks.stuck(minutes(args.timeoutMinutes, 'timeoutMinutes'));
+      for (const { task, verdict } of stuck) ctx.verdicts.set(task, verdict);
+      return stuck.map((s) => s.task);
+    },
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  createTask: t.field({
+    type: TaskRef,
+    args: { input: t.arg({ type: CreateTaskInput, required: true }) },
+    resolve: (_root, { input }, ctx) => ctx.services.tasks.create(input, ctx.actor),
+  }),
+  startTask: t.field({
+    type: TaskLeaseRef,
+    description: 'PENDING -> RUNNING for this task, with a new lease.',
+    args: { id: t.arg.id({ required: true }), workerId: t.arg.string({ required: true }) },
+    resolve: (_root, args, ctx) => ctx.services.tasks.start(String(args.id), args.workerId),
+  }),
+  claimTask: t.field({
+    type: TaskLeaseRef,
+    nullable: true,
+    description: 'Starts the oldest pending task (of these kinds), with a new lease; null when none is pending.',
+    args: { workerId: t.arg.string({ required: true }), kinds: t.arg.stringList() },
+    resolve: (_root, args, ctx) => ctx.services.tasks.claim(args.workerId, args.kinds),
+  }),
+  reportProgress: t.field({
+    type: TaskRef,
+    description: 'A heartbeat from the lease holder, with progress and/or message when they changed. Without progress it is a pure heartbeat.',
+    args: {
+      id: t.arg.id({ required: true }),
+      leaseToken: t.arg.string({ required: true }),
+      progress: t.arg.float(),
+      message: t.arg.string(),
+    },
+    resolve: (_root, args, ctx) =>
+      ctx.services.tasks.reportProgress(String(args.id), args.leaseToken, { progress: args.progress, message: args.message }),
+  }),
+  completeTask: t.field({
+    type: TaskRef,
+    description: 'RUNNING -> COMPLETED by the lease holder: result, status and progress 100 are stored together.',
+    args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), result: t.arg({ type: 'JSON' }) },
+    resolve: (_root, args, ctx) => ctx.services.tasks.complete(String(args.id), args.leaseToken, args.result),
+  }),
+  failTask: t.field({
+    type: TaskRef,
+    description: 'RUNNING -> FAILED by the lease holder.',
+    args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), error: t.arg.string({ required: true }) },
+    resolve: (_root, args, ctx) => ctx.services.tasks.fail(String(args.id), args.leaseToken, args.error),
+  }),
+  stopTask: t.field({
+    type: TaskRef,
+    description: 'PENDING or RUNNING -> CANCELLED. The worker loses its lease.',
+    args: { id: t.arg.id({ required: true }), reason: t.arg.string() },
+    resolve: (_root, args, ctx) => ctx.services.tasks.stop(String(args.id), { reason: args.reason, actor: ctx.actor }),
+  }),
+  forceComplete: t.field({
+    type: TaskRef,
+    description: 'RUNNING -> CANCELLED or FAILED whatever its worker is doing, for a stuck task.',
+    args: {
+      id: t.arg.id({ required: true }),
+      status: t.arg({ type: TaskStatusEnum, defaultValue: 'CANCELLED', required: true }),
+      reason: t.arg.string(),
+    },
+    resolve: (_root, args, ctx) =>
+      ctx.services.tasks.forceComplete(String(args.id), { status: args.status, reason: args.reason, actor: ctx.actor }),
+  }),
+  deleteTask: t.field({
+    type: 'ID',
+    description: 'Deletes a terminal task (TASK_NOT_TERMINAL otherwise). Its history is kept.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, ctx) => ctx.services.tasks.delete(String(args.id), { actor: ctx.actor }),
+  }),
+}));
+
+/** Minutes from the API, checked and turned into milliseconds. */
+export function minutes(value: number, field: string): number {
+  if (!Number.isFinite(value) || value <= 0) throw badInput(field, `must be a positive number of minutes (got ${value})`);
+  return value * 60_000;
+}

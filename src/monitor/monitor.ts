@@ -1,0 +1,127 @@
+import type { Logger } from 'pino';
+import type { MonitorSettings } from '../config.js';
+import { actors } from '../tasks/model.js';
+import type { StuckAction } from '../config.js';
+import { sweep, type SweepDeps, type SweepOptions, type SweepReport, type SweepTrigger } from './sweep.js';
+
+export interface MonitorStatus {
+  enabled: boolean;
+  /** True while this instance's loop is scheduled. */
+  running: boolean;
+  intervalMs: number;
+  stuckTimeoutMs: number;
+  action: MonitorSettings['action'];
+  nextSweepAt: Date | null;
+  /** Sweeps in a row that failed on this instance (for example, database unreachable). */
+  consecutiveFailures: number;
+  lastError: string | null;
+}
+
+export type Monitor = ReturnType<typeof createMonitor>;
+
+/**
+ * The in-process stuck-task monitor: a jittered, self-rescheduling timer that
+ * runs one sweep at a time. A failed sweep is logged and retried at the next
+ * tick; it never takes the process down. Across instances, the sweep lock
+ * (see sweep.ts) lets one sweep at a time.
+ */
+export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log: Logger; onSweep?: (report: SweepReport) => void }) {
+  const { settings, log } = deps;
+  let timer: NodeJS.Timeout | undefined;
+  let nextSweepAt: Date | null = null;
+  let running = false;
+  let inFlight: Promise<unknown> = Promise.resolve();
+  let consecutiveFailures = 0;
+  let lastError: string | null = null;
+
+  /** Sweeps queue behind each other in this process, so none overlaps another. */
+  function queue(options: SweepOptions): Promise<SweepReport> {
+    const run = inFlight.then(() => sweep(deps, options));
+    inFlight = run.catch(() => {});
+    return run;
+  }
+
+  function runSweep(trigger: Exclude<SweepTrigger, 'cleanup'>): Promise<SweepReport> {
+    return queue({ timeoutMs: settings.stuckTimeoutMs, action: settings.action, actor: actors.monitor, trigger }).then(
+      (report) => {
+        consecutiveFailures = 0;
+        lastError = null;
+        if (report.ran && report.found.length > 0) {
+          log.warn(
+            { scanned: report.scanned, found: report.found.length, handled: report.handled.length, action: report.action },
+            'monitor sweep found stuck tasks',
+          );
+        } else {
+          log.debug({ scanned: report.scanned, ran: report.ran }, 'monitor sweep');
+        }
+        deps.onSweep?.(report);
+        return report;
+      },
+      (error: unknown) => {
+        consecutiveFailures += 1;
+        lastError = error instanceof Error ? error.message : String(error);
+        log.error({ err: error, consecutiveFailures }, 'monitor sweep failed; retrying at the next tick');
+        throw error;
+      },
+    );
+  }
+
+  function schedule() {
+    if (!running) return;
+    // ±10% jitter keeps instances that started together from sweeping in lockstep.
+    const delay = Math.round(settings.intervalMs * (0.9 + Math.random() * 0.2));
+    nextSweepAt = new Date(Date.now() + delay);
+    timer = setTimeout(() => {
+      timer = undefined;
+      nextSweepAt = null;
+      runSweep('schedule')
+        .catch(() => {})
+        .finally(schedule);
+    }, delay);
+    timer.unref?.();
+  }
+
+  return {
+    start() {
+      if (running || !settings.enabled) return;
+      running = true;
+      log.info(
+        { intervalMs: settings.intervalMs, stuckTimeoutMs: settings.stuckTimeoutMs, action: settings.action },
+        'monitor started',
+      );
+      schedule();
+    },
+    /** Stops the timer and waits for a sweep in flight. */
+    async stop() {
+      running = false;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      nextSweepAt = null;
+      await inFlight;
+    },
+    /** Runs a sweep now with the monitor's settings (`runMonitorSweep`). */
+    sweepNow: () => runSweep('manual'),
+    /**
+     * An operator's sweep with their own timeout and action (`cleanupStuck`).
+     * Without `autoFix` it only reports what it would fix.
+     */
+    cleanup(options: { timeoutMs: number; autoFix: boolean; action: StuckAction; actor: string }): Promise<SweepReport> {
+      return queue({ ...options, trigger: 'cleanup', dryRun: !options.autoFix });
+    },
+    /** The newest sweep any instance ran. */
+    lastSweep: () => deps.prisma.monitorSweep.findFirst({ orderBy: { startedAt: 'desc' } }),
+    status(): MonitorStatus {
+      return {
+        enabled: settings.enabled,
+        running,
+        intervalMs: settings.intervalMs,
+        stuckTimeoutMs: settings.stuckTimeoutMs,
+        action: settings.action,
+        nextSweepAt,
+        consecutiveFailures,
+        lastError,
+      };
+    },
+    settings,
+  };
+}

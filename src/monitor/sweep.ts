@@ -1,0 +1,129 @@
+import type { Clock } from '../clock.js';
+import type { StuckAction } from '../config.js';
+import type { EventBus } from '../events.js';
+import type { PrismaClient } from '../generated/prisma/client.js';
+import type { TaskService } from '../tasks/service.js';
+import { findStuck, type StuckTask } from '../tasks/stuck.js';
+
+/** Why a sweep ran: the monitor's timer, `runMonitorSweep`, or an operator's `cleanupStuck`. */
+export type SweepTrigger = 'schedule' | 'manual' | 'cleanup';
+
+export interface SweepOptions {
+  timeoutMs: number;
+  action: StuckAction;
+  actor: string;
+  trigger: SweepTrigger;
+  /** Report what is stuck without touching it. */
+  dryRun?: boolean;
+}
+
+export interface HandledTask extends StuckTask {
+  /** What was done; `retry` becomes `fail` when the task has no attempts left. */
+  outcome: StuckAction;
+}
+
+export interface SweepReport {
+  trigger: SweepTrigger;
+  action: StuckAction;
+  timeoutMs: number;
+  dryRun: boolean;
+  /** False when another instance held the sweep lock, so this sweep did nothing. */
+  ran: boolean;
+  startedAt: Date;
+  finishedAt: Date;
+  /** Running tasks examined: a sweep reads these and nothing else. */
+  scanned: number;
+  found: StuckTask[];
+  /** Tasks acted on (and alerted), as they were left. With `none`, those reported for a new stuck episode. */
+  handled: HandledTask[];
+}
+
+export interface SweepDeps {
+  prisma: PrismaClient;
+  tasks: TaskService;
+  clock: Clock;
+  bus: EventBus;
+}
+
+// One advisory lock key for "the sweeper": only one instance sweeps at a time.
+// It is a transaction lock, so a crashed sweeper can never leave it held.
+const SWEEP_LOCK = 0x7a5c_5eed;
+// Sweep records are kept a week: enough to see how the monitor has been doing.
+const SWEEP_HISTORY_MS = 7 * 24 * 3600_000;
+
+/**
+ * Finds running tasks that are stuck and applies the action to each, in one
+ * transaction holding the sweep lock. Scheduled sweeps skip when another
+ * instance holds the lock; manual ones and cleanups wait for it. Alerts and
+ * changes are published after the commit, so nobody hears of a change that
+ * was rolled back.
+ */
+export async function sweep({ prisma, tasks, clock, bus }: SweepDeps, options: SweepOptions): Promise<SweepReport> {
+  const startedAt = clock.now();
+  const dryRun = options.dryRun ?? false;
+  const outcome = await prisma.$transaction(
+    async (tx) => {
+      if (options.trigger === 'schedule') {
+        const [row] = await tx.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${SWEEP_LOCK}) AS locked`;
+        if (!row?.locked) return undefined;
+      } else {
+        await tx.$queryRaw`SELECT pg_advisory_xact_lock(${SWEEP_LOCK})::text`;
+      }
+      const running = await tasks.running(tx);
+      const now = clock.now();
+      const found = findStuck(running, now, options.timeoutMs);
+      const handled: (HandledTask & { change: NonNullable<Awaited<ReturnType<TaskService['resolveStuck']>>>['change'] })[] = [];
+      if (!dryRun) {
+        for (const { task, verdict } of found) {
+          const resolution = await tasks.resolveStuck(tx, task, verdict, options.action, options.actor);
+          if (resolution) handled.push({ task: resolution.change.row, verdict, outcome: resolution.outcome, change: resolution.change });
+        }
+      }
+      if (options.trigger !== 'cleanup') {
+        await tx.monitorSweep.deleteMany({ where: { startedAt: { lt: new Date(startedAt.getTime() - SWEEP_HISTORY_MS) } } });
+        await tx.monitorSweep.create({
+          data: {
+            startedAt,
+            finishedAt: clock.now(),
+            trigger: options.trigger,
+            action: options.action,
+            timeoutMinutes: options.timeoutMs / 60_000,
+            scanned: running.length,
+            found: found.length,
+            fixed: handled.filter((h) => h.outcome !== 'none').length,
+          },
+        });
+      }
+      return { scanned: running.length, found, handled };
+    },
+    // A sweep over many running tasks may take a while; the default 5 s would abort it.
+    { timeout: 120_000, maxWait: 30_000 },
+  );
+
+  const detectedAt = clock.now();
+  for (const { change, verdict, outcome: actionTaken } of outcome?.handled ?? []) {
+    tasks.publish(change);
+    bus.publish('task:stuck', {
+      task: change.row,
+      reason: verdict.reason,
+      stuckSince: verdict.since,
+      stuckForSeconds: verdict.stuckForMs / 1000,
+      detectedAt,
+      actionTaken,
+      actor: options.actor,
+    });
+  }
+
+  return {
+    trigger: options.trigger,
+    action: options.action,
+    timeoutMs: options.timeoutMs,
+    dryRun,
+    ran: outcome !== undefined,
+    startedAt,
+    finishedAt: clock.now(),
+    scanned: outcome?.scanned ?? 0,
+    found: outcome?.found ?? [],
+    handled: (outcome?.handled ?? []).map(({ change: _change, ...handled }) => handled),
+  };
+}

@@ -1,0 +1,69 @@
+import { systemClock, type Clock } from '../clock.js';
+import type { Config } from '../config.js';
+import { openDatabase, type Database, type DatabaseTarget } from '../db/open.js';
+import { createEventBus } from '../events.js';
+import type { Logger } from '../log.js';
+import { createServices, type Services } from '../services.js';
+import { createApp, type App } from './app.js';
+
+export interface Taskwarden {
+  /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
+  url: string;
+  app: App;
+  db: Database;
+  services: Services;
+  /** Drains: stop accepting, close subscriptions, finish in-flight requests, stop the monitor, close the database. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  log: Logger;
+  clock?: Clock;
+  /** An open database to use instead of the configured one; the caller keeps it (stop() leaves it open). */
+  db?: Database;
+}
+
+export function databaseTarget(config: Config): DatabaseTarget {
+  return config.databaseUrl ? { url: config.databaseUrl } : { dataDir: config.dataDir };
+}
+
+/** Starts the whole service: database (migrated), services, HTTP + WebSocket API, monitor. */
+export async function startTaskwarden({ config, log, clock = systemClock, ...options }: StartOptions): Promise<Taskwarden> {
+  const ownsDb = !options.db;
+  const db = options.db ?? (await openDatabase(databaseTarget(config)));
+  const bus = createEventBus({ redisUrl: config.redisUrl });
+  const services = createServices({ prisma: db.prisma, clock, bus, monitor: config.monitor, log });
+  const app = createApp({
+    services,
+    log,
+    ready: async () => (await db.ready()) && (!config.monitor.enabled || services.monitor.status().running),
+  });
+  let url: string;
+  try {
+    url = await app.start(config.port, config.host);
+  } catch (error) {
+    await bus.close();
+    if (ownsDb) await db.close();
+    throw error;
+  }
+  services.monitor.start();
+  log.info({ url, database: `${db.provider} ${db.location}`, events: config.redisUrl ? 'redis' : 'in-process' }, 'Taskwarden is listening');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    app,
+    db,
+    services,
+    stop() {
+      stopping ??= (async () => {
+        await app.stop(config.shutdownTimeoutMs);
+        await services.monitor.stop();
+        await bus.close();
+        if (ownsDb) await db.close();
+      })();
+      return stopping;
+    },
+  };
+}

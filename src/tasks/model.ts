@@ -1,0 +1,29 @@
+import type { Prisma, PrismaClient, Task, TaskEvent } from '../generated/prisma/client.js';
+import { TaskEventType, TaskStatus } from '../generated/prisma/enums.js';
+
+export { TaskEventType, TaskStatus };
+export type { Task, TaskEvent };
+
+/** A Prisma client or an open transaction on it: every database operation accepts either. */
+export type Db = PrismaClient | Prisma.TransactionClient;
+
+export const terminalStatuses: readonly TaskStatus[] = [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED];
+
+export const isTerminal = (status: TaskStatus) => terminalStatuses.includes(status);
+
+/** Who made a change, as recorded in the task's history. */
+export const actors = {
+  api: 'api',
+  operator: 'operator',
+  monitor: 'monitor',
+} as const;
+
+/** One write to a task and the history entry it appended, as published to live subscribers. */
+export interface TaskChange {
+  event: TaskEvent;
+  /**
+   * The task as this write left it; null once it is deleted. Absent for an
+   * entry replayed from the history, whose moment has passed.
+   */
+  task?: Task | null;
+}

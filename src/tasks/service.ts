@@ -1,0 +1,420 @@
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import type { StuckAction } from '../config.js';
+import { badInput, TaskwardenError } from '../errors.js';
+import type { EventBus } from '../events.js';
+import { Prisma } from '../generated/prisma/client.js';
+import { actors, TaskEventType, TaskStatus, type Db, type Task, type TaskEvent } from './model.js';
+import { deleteTerminalTask, insertTask, pickById, pickOldestPending, updateTask, type UpdateSpec } from './sql/changes.js';
+import { recordChange, type EventSpec, type RecordedChange } from './sql/record-change.js';
+import { describeStuck, findStuck, type StuckTask, type StuckVerdict } from './stuck.js';
+import * as valid from './validate.js';
+
+export interface CreateTaskInput {
+  name: string;
+  kind?: string | null;
+  params?: unknown;
+  timeoutMinutes?: number | null;
+  maxAttempts?: number | null;
+}
+
+export interface TaskLease {
+  task: Task;
+  /** Presented by the worker on every write; only its holder may report, complete or fail the task. */
+  leaseToken: string;
+}
+
+export interface TaskFilter {
+  status?: TaskStatus[] | null;
+  kind?: string | null;
+}
+
+/** Prisma's page arguments, as the GraphQL connection computes them. */
+export interface PageArgs {
+  take?: number;
+  skip?: number;
+  cursor?: Prisma.TaskWhereUniqueInput;
+}
+
+export type ForceStatus = typeof TaskStatus.CANCELLED | typeof TaskStatus.FAILED;
+
+export interface StuckResolution {
+  change: RecordedChange;
+  /** What was done: `retry` becomes `fail` when no attempts are left. */
+  outcome: StuckAction;
+}
+
+export interface TaskServiceDeps {
+  prisma: Db;
+  clock: Clock;
+  bus: EventBus;
+}
+
+export type TaskService = ReturnType<typeof createTaskService>;
+
+/**
+ * The task lifecycle. Every write is one compare-and-set statement that also
+ * appends the task's history (see sql/record-change.ts); when it loses a race
+ * or its guard fails, the caller gets an error saying why, and nothing changed.
+ * Changes are published to live subscribers after they commit.
+ */
+export function createTaskService({ prisma, clock, bus }: TaskServiceDeps) {
+  const publish = (change: RecordedChange) => {
+    if (change.event) bus.publish('task:updated', { event: change.event, task: change.event.type === 'DELETED' ? null : change.row });
+    return change.row;
+  };
+
+  const startSet = (workerId: string, leaseToken: string, now: Date) => Prisma.sql`
+    status = 'RUNNING', attempt = t.attempt + 1, "workerId" = ${workerId}, "leaseToken" = ${leaseToken},
+    "startedAt" = ${now}, "lastHeartbeatAt" = ${now}, "lastProgressAt" = ${now},
+    progress = 0, message = NULL, error = NULL, result = NULL, "completedAt" = NULL, "stuckEpisode" = NULL`;
+
+  const finishSet = (status: TaskStatus, now: Date, extra = Prisma.empty) => Prisma.sql`
+    status = ${status}::"TaskStatus", "completedAt" = ${now}, "leaseToken" = NULL ${extra}`;
+
+  const holdsLease = (leaseToken: string) => Prisma.sql`t.status = 'RUNNING' AND t."leaseToken" = ${leaseToken}`;
+  const inStatus = (statuses: TaskStatus[]) => Prisma.sql`t.status::text = ANY(${statuses})`;
+
+  /** Runs a write on one task; when its guard fails, reads the task to say why. */
+  async function write(
+    db: Db,
+    id: string,
+    spec: Omit<UpdateSpec, 'pick'>,
+    event: EventSpec,
+    refusal: { verb: string; leaseToken?: string },
+  ): Promise<RecordedChange> {
+    const change = await recordChange(db, updateTask({ pick: pickById(id), ...spec }), event);
+    if (change) return change;
+    throw await explainRefusal(db, id, refusal);
+  }
+
+  async function explainRefusal(db: Db, id: string, { verb, leaseToken }: { verb: string; leaseToken?: string }) {
+    const current = await db.task.findUnique({ where: { id }, select: { status: true, leaseToken: true } });
+    if (!current) return notFound(id);
+    if (leaseToken !== undefined && current.leaseToken !== leaseToken) {
+      const why =
+        current.status === TaskStatus.RUNNING
+          ? 'another lease holds it (it was claimed again, or this token is wrong)'
+          : `it is ${current.status} now (stopped, force-completed, finished or requeued elsewhere)`;
+      return new TaskwardenError('LEASE_MISMATCH', `This lease no longer holds task ${id}: ${why}. Nothing was written; stop working on it.`, {
+        status: current.status,
+      });
+    }
+    return new TaskwardenError('INVALID_TRANSITION', `Cannot ${verb} task ${id}: it is ${current.status}.`, { status: current.status });
+  }
+
+  async function lease(change: RecordedChange | null, leaseToken: string): Promise<TaskLease | null> {
+    if (!change) return null;
+    return { task: publish(change), leaseToken };
+  }
+
+  return {
+    async create(input: CreateTaskInput, actor: string = actors.api): Promise<Task> {
+      const task = {
+        name: valid.text(input.name, 'name', valid.limits.name),
+        kind: input.kind == null ? 'backtest' : valid.text(input.kind, 'kind', valid.limits.kind),
+        params: valid.json(input.params ?? {}, 'params', valid.limits.paramsBytes),
+        maxAttempts: input.maxAttempts == null ? 3 : valid.wholeNumber(input.maxAttempts, 'maxAttempts', 1, valid.limits.maxAttempts),
+        timeoutMinutes:
+          input.timeoutMinutes == null ? null : valid.positive(input.timeoutMinutes, 'timeoutMinutes', valid.limits.timeoutMinutes),
+        createdAt: clock.now(),
+      };
+      const change = await recordChange(prisma, insertTask(task), { type: TaskEventType.CREATED, actor, at: task.createdAt });
+      return publish(change!);
+    },
+
+    /** PENDING -> RUNNING for one task, minting a new lease. */
+    async start(id: string, workerId: string): Promise<TaskLease> {
+      valid.taskId(id);
+      valid.text(workerId, 'workerId', valid.limits.workerId);
+      const now = clock.now();
+      const leaseToken = mintLease();
+      const change = await write(
+        prisma,
+        id,
+        { guard: inStatus([TaskStatus.PENDING]), set: startSet(workerId, leaseToken, now) },
+        { type: TaskEventType.STARTED, actor: workerId, at: now },
+        { verb: 'start' },
+      );
+      return (await lease(change, leaseToken))!;
+    },
+
+    /** Starts the oldest pending task of the given kinds, or returns null when none is pending. */
+    async claim(workerId: string, kinds?: readonly string[] | null): Promise<TaskLease | null> {
+      valid.text(workerId, 'workerId', valid.limits.workerId);
+      const only = valid.kinds(kinds);
+      if (only?.length === 0) return null;
+      const now = clock.now();
+      const leaseToken = mintLease();
+      const change = await recordChange(
+        prisma,
+        updateTask({ pick: pickOldestPending(only), guard: inStatus([TaskStatus.PENDING]), set: startSet(workerId, leaseToken, now) }),
+        { type: TaskEventType.STARTED, actor: workerId, at: now },
+      );
+      return lease(change, leaseToken);
+    },
+
+    /**
+     * A heartbeat, with progress and/or message when given. Only a change of
+     * progress or message counts as progress (and is recorded in the history);
+     * a bare heartbeat just proves the worker is alive.
+     */
+    async reportProgress(id: string, leaseToken: string, report: { progress?: number | null; message?: string | null } = {}): Promise<Task> {
+      valid.taskId(id);
+      const progress = report.progress == null ? null : valid.progress(report.progress);
+      const message = valid.optionalText(report.message, 'message', valid.limits.message) ?? null;
+      const now = clock.now();
+      const change = await write(
+        prisma,
+        id,
+        {
+          guard: holdsLease(leaseToken),
+          set: Prisma.sql`
+            progress = COALESCE(${progress}::float8, t.progress),
+            message = COALESCE(${message}, t.message),
+            "lastHeartbeatAt" = ${now},
+            "lastProgressAt" = CASE
+              WHEN (COALESCE(${progress}::float8, t.progress), COALESCE(${message}, t.message)) IS DISTINCT FROM (t.progress, t.message)
+              THEN ${now} ELSE t."lastProgressAt" END`,
+          record: Prisma.sql`(t.progress, t.message) IS DISTINCT FROM (picked.progress, picked.message)`,
+        },
+        { type: TaskEventType.PROGRESS, at: now },
+        { verb: 'report progress on', leaseToken },
+      );
+      return publish(change);
+    },
+
+    /** RUNNING -> COMPLETED: result, status, progress 100 and completedAt land together or not at all. */
+    async complete(id: string, leaseToken: string, result: unknown): Promise<Task> {
+      valid.taskId(id);
+      valid.json(result, 'result', valid.limits.resultBytes);
+      const now = clock.now();
+      const change = await write(
+        prisma,
+        id,
+        {
+          guard: holdsLease(leaseToken),
+          set: finishSet(
+            TaskStatus.COMPLETED,
+            now,
+            Prisma.sql`, progress = 100, result = ${JSON.stringify(result ?? null)}::jsonb, "lastHeartbeatAt" = ${now}`,
+          ),
+        },
+        { type: TaskEventType.COMPLETED, at: now },
+        { verb: 'complete', leaseToken },
+      );
+      return publish(change);
+    },
+
+    /** RUNNING -> FAILED, by the worker holding the lease. */
+    async fail(id: string, leaseToken: string, error: string): Promise<Task> {
+      valid.taskId(id);
+      valid.text(error, 'error', valid.limits.error);
+      const now = clock.now();
+      const change = await write(
+        prisma,
+        id,
+        { guard: holdsLease(leaseToken), set: finishSet(TaskStatus.FAILED, now, Prisma.sql`, error = ${error}, "lastHeartbeatAt" = ${now}`) },
+        { type: TaskEventType.FAILED, reason: firstLine(error), at: now },
+        { verb: 'fail', leaseToken },
+      );
+      return publish(change);
+    },
+
+    /** PENDING or RUNNING -> CANCELLED. The worker's lease ends with it. */
+    async stop(id: string, options: { reason?: string | null; actor?: string } = {}): Promise<Task> {
+      valid.taskId(id);
+      const reason = valid.optionalText(options.reason, 'reason', valid.limits.reason) ?? 'stopped';
+      const now = clock.now();
+      const change = await write(
+        prisma,
+        id,
+        { guard: inStatus([TaskStatus.PENDING, TaskStatus.RUNNING]), set: finishSet(TaskStatus.CANCELLED, now) },
+        { type: TaskEventType.CANCELLED, actor: options.actor ?? actors.operator, reason, at: now },
+        { verb: 'stop' },
+      );
+      return publish(change);
+    },
+
+    /** RUNNING -> CANCELLED or FAILED, whatever its worker is doing: for a task that is stuck or whose worker is gone. */
+    async forceComplete(id: string, options: { status?: TaskStatus | null; reason?: string | null; actor?: string } = {}): Promise<Task> {
+      valid.taskId(id);
+      const status = options.status ?? TaskStatus.CANCELLED;
+      if (status !== TaskStatus.CANCELLED && status !== TaskStatus.FAILED) {
+        throw badInput('status', `forceComplete sets CANCELLED or FAILED, not ${status}`);
+      }
+      const reason = valid.optionalText(options.reason, 'reason', valid.limits.reason) ?? 'force-completed';
+      const now = clock.now();
+      const change = await write(
+        prisma,
+        id,
+        {
+          guard: inStatus([TaskStatus.RUNNING]),
+          set: finishSet(status, now, status === TaskStatus.FAILED ? Prisma.sql`, error = ${reason}` : Prisma.empty),
+        },
+        { type: status, actor: options.actor ?? actors.operator, reason, at: now },
+        { verb: 'force-complete' },
+      );
+      return publish(change);
+    },
+
+    /** Deletes a terminal task. Its history stays, ending with a DELETED entry. */
+    async delete(id: string, options: { actor?: string } = {}): Promise<string> {
+      valid.taskId(id);
+      const now = clock.now();
+      const change = await recordChange(
+        prisma,
+        deleteTerminalTask(id),
+        { type: TaskEventType.DELETED, actor: options.actor ?? actors.operator, at: now },
+        { deletes: true },
+      );
+      if (change) {
+        publish(change);
+        return id;
+      }
+      const current = await prisma.task.findUnique({ where: { id }, select: { status: true } });
+      if (!current) throw notFound(id);
+      throw new TaskwardenError(
+        'TASK_NOT_TERMINAL',
+        `Task ${id} is ${current.status}: stop or force-complete it first, then delete it.`,
+        { status: current.status },
+      );
+    },
+
+    async get(id: string): Promise<Task | null> {
+      valid.taskId(id);
+      return prisma.task.findUnique({ where: { id } });
+    },
+
+    async require(id: string): Promise<Task> {
+      const task = await prisma.task.findUnique({ where: { id: valid.taskId(id) } });
+      if (!task) throw notFound(id);
+      return task;
+    },
+
+    /** Newest first. */
+    list(filter: TaskFilter, page: PageArgs = {}): Promise<Task[]> {
+      return prisma.task.findMany({ ...page, where: taskWhere(filter), orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+    },
+
+    count(filter: TaskFilter): Promise<number> {
+      return prisma.task.count({ where: taskWhere(filter) });
+    },
+
+    /** A task's history (or everyone's), oldest first, after an event id. */
+    history(filter: {
+      taskId?: string | null;
+      kinds?: readonly string[] | null;
+      types?: readonly TaskEventType[] | null;
+      afterId?: bigint | null;
+      limit?: number;
+    }): Promise<TaskEvent[]> {
+      const taskId = filter.taskId ? valid.taskId(filter.taskId, 'taskId') : undefined;
+      const kinds = valid.kinds(filter.kinds);
+      return prisma.taskEvent.findMany({
+        where: {
+          ...(taskId ? { taskId } : {}),
+          ...(kinds ? { kind: { in: kinds } } : {}),
+          ...(filter.types?.length ? { type: { in: [...filter.types] } } : {}),
+          ...(filter.afterId != null ? { id: { gt: filter.afterId } } : {}),
+        },
+        orderBy: { id: 'asc' },
+        take: filter.limit ?? 500,
+      });
+    },
+
+    /** The id of the newest history entry of a task, so live streams know where the snapshot stands. */
+    async lastEventId(taskId: string): Promise<bigint | null> {
+      const last = await prisma.taskEvent.findFirst({ where: { taskId }, orderBy: { id: 'desc' }, select: { id: true } });
+      return last?.id ?? null;
+    },
+
+    /** Running tasks that are stuck under this timeout, longest stuck first. */
+    async stuck(timeoutMs: number): Promise<StuckTask[]> {
+      const found = findStuck(await this.running(), clock.now(), timeoutMs);
+      return found.sort((a, b) => b.verdict.stuckForMs - a.verdict.stuckForMs);
+    },
+
+    /** Running tasks with what stuck detection needs. A sweep reads only these rows (index on status). */
+    running(db: Db = prisma): Promise<Task[]> {
+      return db.task.findMany({ where: { status: TaskStatus.RUNNING }, orderBy: { startedAt: 'asc' } });
+    },
+
+    /**
+     * The monitor's transition for a stuck task, run inside the sweep's
+     * transaction (`db`); the caller publishes the change after commit. It is
+     * guarded on the task still being in the episode the sweep saw (same
+     * lease, no heartbeat or progress since), so a worker that wakes up in
+     * between keeps its task. Returns null when the task moved on, or when
+     * `none` already reported this episode.
+     */
+    async resolveStuck(db: Db, task: Task, verdict: StuckVerdict, action: StuckAction, actor: string): Promise<StuckResolution | null> {
+      if (!task.leaseToken) return null;
+      const now = clock.now();
+      const sameEpisode = {
+        NO_HEARTBEAT: Prisma.sql`t."lastHeartbeatAt" IS NOT DISTINCT FROM ${task.lastHeartbeatAt}`,
+        NO_PROGRESS: Prisma.sql`t."lastProgressAt" IS NOT DISTINCT FROM ${task.lastProgressAt}`,
+        OVERTIME: Prisma.sql`true`,
+      }[verdict.reason];
+      let guard = Prisma.sql`${holdsLease(task.leaseToken)} AND ${sameEpisode}`;
+      const why = `stuck: ${describeStuck(verdict)}`;
+      const outcome: StuckAction = action === 'retry' && task.attempt >= task.maxAttempts ? 'fail' : action;
+      let set: Prisma.Sql;
+      let type: TaskEventType;
+      switch (outcome) {
+        case 'none':
+          guard = Prisma.sql`${guard} AND t."stuckEpisode" IS DISTINCT FROM ${verdict.episode}`;
+          set = Prisma.sql`"stuckEpisode" = ${verdict.episode}`;
+          type = TaskEventType.STUCK;
+          break;
+        case 'cancel':
+          set = finishSet(TaskStatus.CANCELLED, now);
+          type = TaskEventType.CANCELLED;
+          break;
+        case 'fail': {
+          const error = action === 'retry' ? `${why}; no attempts left (${task.attempt} of ${task.maxAttempts})` : why;
+          set = finishSet(TaskStatus.FAILED, now, Prisma.sql`, error = ${error}`);
+          type = TaskEventType.FAILED;
+          break;
+        }
+        case 'retry':
+          set = Prisma.sql`
+            status = 'PENDING', "leaseToken" = NULL, "workerId" = NULL, "startedAt" = NULL,
+            "lastHeartbeatAt" = NULL, "lastProgressAt" = NULL, progress = 0, message = NULL, "stuckEpisode" = NULL`;
+          type = TaskEventType.REQUEUED;
+          break;
+      }
+      const change = await recordChange(db, updateTask({ pick: pickById(task.id), guard, set }), {
+        type,
+        actor,
+        reason: verdict.reason,
+        at: now,
+      });
+      return change && { change, outcome };
+    },
+
+    /** Publishes a change made inside a transaction, once that transaction committed. */
+    publish,
+  };
+}
+
+export function mintLease(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+export function notFound(id: string) {
+  return new TaskwardenError('NOT_FOUND', `Task ${id} does not exist.`, { id });
+}
+
+function taskWhere(filter: TaskFilter): Prisma.TaskWhereInput {
+  return {
+    ...(filter.status?.length ? { status: { in: filter.status } } : {}),
+    ...(filter.kind ? { kind: filter.kind } : {}),
+  };
+}
+
+function firstLine(text: string): string {
+  const line = text.split('\n', 1)[0]!.trim();
+  return line.length > valid.limits.reason ? `${line.slice(0, valid.limits.reason - 1)}…` : line;
+}
+

@@ -1,0 +1,72 @@
+import { Prisma } from '../../generated/prisma/client.js';
+import type { Change } from './changes.js';
+import type { Db, Task, TaskEvent, TaskEventType, TaskStatus } from '../model.js';
+
+export interface EventSpec {
+  type: TaskEventType;
+  /** Who made the change; when absent, the worker holding the task (its workerId). */
+  actor?: string;
+  reason?: string | null;
+  at: Date;
+}
+
+export interface RecordedChange {
+  /** The row as the write left it (for a deletion: as it was). */
+  row: Task;
+  /** The history entry appended, or null when the write did not earn one (a bare heartbeat). */
+  event: TaskEvent | null;
+}
+
+type ChangedRow = Task & { fromStatus: TaskStatus | null; record: boolean; eventId: bigint | null };
+
+/**
+ * The one way Taskwarden writes a task: a single statement that makes the
+ * change and appends its TaskEvent, so no write lands without its history (or
+ * the other way round), and a racing writer sees both or neither.
+ *
+ * `change` is an INSERT, UPDATE or DELETE on "Task" (see changes.ts)
+ * returning the task's columns plus "fromStatus" (the status before the
+ * write) and "record" (whether this write earns a history entry). When its
+ * compare-and-set guard fails it returns no row, and this returns null.
+ */
+export async function recordChange(
+  db: Db,
+  change: Change,
+  event: EventSpec,
+  options: { deletes?: boolean } = {},
+): Promise<RecordedChange | null> {
+  const rows = await db.$queryRaw<ChangedRow[]>`
+    WITH ${change.pick ? Prisma.sql`picked AS MATERIALIZED (${change.pick}),` : Prisma.empty}
+    changed AS (${change.statement}),
+    event AS (
+      INSERT INTO "TaskEvent" ("taskId", kind, type, "fromStatus", "toStatus", progress, message, actor, reason, attempt, at)
+      SELECT id, kind, ${event.type}::"TaskEventType", "fromStatus", ${options.deletes ? Prisma.sql`NULL::"TaskStatus"` : Prisma.sql`status`}, progress, message,
+             COALESCE(${event.actor ?? null}, "workerId", 'worker'), ${event.reason ?? null}, attempt, ${event.at}
+      FROM changed WHERE record
+      RETURNING id
+    )
+    SELECT changed.*, (SELECT id FROM event) AS "eventId" FROM changed`;
+  const first = rows[0];
+  if (!first) return null;
+  const { fromStatus, record: _record, eventId, ...row } = first;
+  return {
+    row,
+    event:
+      eventId === null
+        ? null
+        : {
+            id: eventId,
+            taskId: row.id,
+            kind: row.kind,
+            type: event.type,
+            fromStatus,
+            toStatus: options.deletes ? null : row.status,
+            progress: row.progress,
+            message: row.message,
+            actor: event.actor ?? row.workerId ?? 'worker',
+            reason: event.reason ?? null,
+            attempt: row.attempt,
+            at: event.at,
+          },
+  };
+}

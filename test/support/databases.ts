@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { openDatabase, type Database, type DatabaseTarget } from '../../src/db/open.js';
+
+/** Which databases the suites run on: PGlite always, PostgreSQL when TEST_DATABASE_URL is set. */
+export const databaseKinds = (process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite']) as ('pglite' | 'postgres')[];
+
+export interface TestDatabase {
+  kind: 'pglite' | 'postgres';
+  db: Database;
+  target: DatabaseTarget;
+  /** Empties every table between tests. */
+  reset(): Promise<void>;
+  /** A second, independent connection (Postgres only): for holding locks the way another instance would. */
+  connect?(): Promise<pg.Client>;
+  close(): Promise<void>;
+}
+
+/**
+ * A fresh database for one test file: PGlite in memory, or a new PostgreSQL
+ * database that is dropped afterwards. Postgres test databases run in
+ * Asia/Shanghai time, so any timestamp written in the server's zone instead
+ * of UTC shows up as a failure.
+ */
+export async function openTestDatabase(kind: 'pglite' | 'postgres'): Promise<TestDatabase> {
+  if (kind === 'pglite') {
+    const target: DatabaseTarget = { memory: true };
+    const db = await openDatabase(target);
+    return { kind, db, target, reset: () => truncate(db), close: () => db.close() };
+  }
+  const base = process.env.TEST_DATABASE_URL!;
+  const name = `taskwarden_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.query(`ALTER DATABASE ${name} SET timezone TO 'Asia/Shanghai'`);
+  await admin.end();
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  const target: DatabaseTarget = { url: url.toString() };
+  const db = await openDatabase(target);
+  const clients: pg.Client[] = [];
+  return {
+    kind,
+    db,
+    target,
+    reset: () => truncate(db),
+    async connect() {
+      const client = new pg.Client({ connectionString: url.toString() });
+      await client.connect();
+      clients.push(client);
+      return client;
+    },
+    async close() {
+      await Promise.all(clients.map((c) => c.end().catch(() => {})));
+      await db.close();
+      const cleanup = new pg.Client({ connectionString: base });
+      await cleanup.connect();
+      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await cleanup.end();
+    },
+  };
+}
+
+async function truncate(db: Database) {
+  await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskEvent", "MonitorSweep" RESTART IDENTITY');
+}

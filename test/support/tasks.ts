@@ -1,0 +1,47 @@
+import { manualClock } from '../../src/clock.js';
+import { createEventBus } from '../../src/events.js';
+import { createTaskService, type TaskService } from '../../src/tasks/service.js';
+import { TaskStatus, type Task } from '../../src/tasks/model.js';
+import type { TestDatabase } from './databases.js';
+
+export function taskHarness(database: TestDatabase) {
+  const clock = manualClock(new Date('2026-03-01T09:30:00Z'));
+  const bus = createEventBus();
+  const tasks = createTaskService({ prisma: database.db.prisma, clock, bus });
+  return { clock, bus, tasks, prisma: database.db.prisma };
+}
+
+/** A task brought to `status` the way the API would; `leaseToken` is the one it ran under, if it ran. */
+export async function taskIn(tasks: TaskService, status: TaskStatus, name = `task in ${status}`): Promise<{ task: Task; leaseToken?: string }> {
+  const created = await tasks.create({ name, params: { strategy: 'sma-cross', symbol: 'AAPL' } });
+  if (status === TaskStatus.PENDING) return { task: created };
+  if (status === TaskStatus.CANCELLED) {
+    const { leaseToken } = await tasks.start(created.id, 'worker-a');
+    return { task: await tasks.stop(created.id), leaseToken };
+  }
+  const { task, leaseToken } = await tasks.start(created.id, 'worker-a');
+  if (status === TaskStatus.RUNNING) return { task, leaseToken };
+  if (status === TaskStatus.COMPLETED) return { task: await tasks.complete(task.id, leaseToken, { pnl: 1 }), leaseToken };
+  return { task: await tasks.fail(task.id, leaseToken, 'boom'), leaseToken };
+}
+
+/** The task row and its history, to show a refused write changed nothing. */
+export async function snapshot(prisma: TestDatabase['db']['prisma'], id: string) {
+  const [task, events] = await Promise.all([
+    prisma.task.findUnique({ where: { id } }),
+    prisma.taskEvent.findMany({ where: { taskId: id }, orderBy: { id: 'asc' } }),
+  ]);
+  return { task, events };
+}
+
+/** Runs `fn` and returns the TaskwardenError code it threw (or 'OK'). */
+export async function codeOf(fn: () => Promise<unknown>): Promise<string> {
+  try {
+    await fn();
+    return 'OK';
+  } catch (error) {
+    return (error as { code?: string }).code ?? `UNEXPECTED: ${(error as Error).message}`;
+  }
+}
+
+export const allStatuses = Object.values(TaskStatus);

@@ -7,8 +7,8 @@ import { defineConfig } from 'prisma/config';
 // schema.prisma names env("DATABASE_URL") so the CLI stays on the JS engine;
 // without a value the CLI falls back to downloading the native one. The value
 // is never used to connect (the adapter below does that).
-const databaseUrl = process.env.DATABASE_URL;
-process.env.DATABASE_URL ??= 'postgresql://unused@localhost/unused';
+const databaseUrl = process.env.DATABASE_URL || undefined;
+process.env.DATABASE_URL = databaseUrl ?? 'postgresql://unused@localhost/unused';
 
 export default defineConfig({
   schema: 'prisma/schema.prisma',

@@ -52,14 +52,16 @@ const DEFAULT_BUFFER = 1000;
 
 /**
  * In-process by default; with a Redis URL, events cross instances, so a
- * dashboard on one instance sees progress reported to another.
+ * dashboard on one instance sees progress reported to another. Each topic
+ * has one listener on the transport however many subscribe; the bus fans
+ * out to its subscribers itself.
  */
 export function createEventBus(options: { redisUrl?: string } = {}): EventBus {
   let target: EventTarget;
   let close = async () => {};
   if (options.redisUrl) {
-    const publishClient = new Redis(options.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 3 });
-    const subscribeClient = new Redis(options.redisUrl, { lazyConnect: false });
+    const publishClient = new Redis(options.redisUrl, { maxRetriesPerRequest: 3 });
+    const subscribeClient = new Redis(options.redisUrl);
     // Dates and BigInt ids survive the trip; plain JSON would turn them into strings.
     target = createRedisEventTarget({ publishClient, subscribeClient, serializer: superjson }) as unknown as EventTarget;
     close = async () => {
@@ -70,84 +72,118 @@ export function createEventBus(options: { redisUrl?: string } = {}): EventBus {
     target = new EventTarget();
   }
   const channel = (topic: Topic) => `taskwarden:${topic}`;
-  const open = new Set<() => unknown>();
+  const subscribers = new Map<Topic, Set<Subscription<any>>>();
+  const listeners = new Map<Topic, (event: Event) => void>();
+
+  const join = (topic: Topic, subscription: Subscription<any>) => {
+    let set = subscribers.get(topic);
+    if (!set) {
+      const members = new Set<Subscription<any>>();
+      set = members;
+      subscribers.set(topic, members);
+      const listener = (event: Event) => {
+        const payload = (event as CustomEvent).detail;
+        for (const member of members) member.push(payload);
+      };
+      listeners.set(topic, listener);
+      target.addEventListener(channel(topic), listener);
+    }
+    set.add(subscription);
+  };
+  const leave = (topic: Topic, subscription: Subscription<any>) => {
+    const set = subscribers.get(topic);
+    if (!set?.delete(subscription) || set.size > 0) return;
+    subscribers.delete(topic);
+    target.removeEventListener(channel(topic), listeners.get(topic)!);
+    listeners.delete(topic);
+  };
 
   return {
     publish(topic, payload) {
       target.dispatchEvent(new CustomEvent(channel(topic), { detail: payload }));
     },
     subscribe<K extends Topic>(topic: K, { bufferSize = DEFAULT_BUFFER }: SubscribeOptions = {}) {
-      const queue: Topics[K][] = [];
-      let waiting: ((result: IteratorResult<Topics[K]>) => void) | undefined;
-      let done = false;
-      let overflowed = false;
-
-      const listener = (event: Event) => {
-        if (done || overflowed) return;
-        const payload = (event as CustomEvent<Topics[K]>).detail;
-        if (waiting) {
-          const resolve = waiting;
-          waiting = undefined;
-          resolve({ value: payload, done: false });
-        } else if (queue.length < bufferSize) {
-          queue.push(payload);
-        } else {
-          overflowed = true;
-          target.removeEventListener(channel(topic), listener);
-        }
-      };
-      target.addEventListener(channel(topic), listener);
-
-      const finish = (): IteratorResult<Topics[K]> => {
-        if (!done) {
-          done = true;
-          open.delete(finish);
-          queue.length = 0;
-          target.removeEventListener(channel(topic), listener);
-          waiting?.({ value: undefined, done: true });
-          waiting = undefined;
-        }
-        return { value: undefined, done: true };
-      };
-
-      open.add(finish);
-
-      const iterator: AsyncIterableIterator<Topics[K]> = {
-        next() {
-          if (queue.length > 0) return Promise.resolve({ value: queue.shift()!, done: false });
-          if (done) return Promise.resolve({ value: undefined, done: true });
-          if (overflowed) {
-            finish();
-            return Promise.reject(
-              new TaskwardenError(
-                'SUBSCRIPTION_OVERFLOW',
-                `This subscription fell more than ${bufferSize} events behind and was ended. Subscribe again (taskUpdated accepts afterEventId to resume without a gap).`,
-              ),
-            );
-          }
-          return new Promise((resolve) => {
-            waiting = resolve;
-          });
-        },
-        return() {
-          return Promise.resolve(finish());
-        },
-        throw(error) {
-          finish();
-          return Promise.reject(error);
-        },
-        [Symbol.asyncIterator]() {
-          return iterator;
-        },
-      };
-      return iterator;
+      const subscription: Subscription<Topics[K]> = new Subscription<Topics[K]>(bufferSize, () => leave(topic, subscription));
+      join(topic, subscription);
+      return subscription;
     },
     get openSubscriptions() {
-      return open.size;
+      let count = 0;
+      for (const set of subscribers.values()) count += set.size;
+      return count;
     },
     endSubscriptions() {
-      for (const finish of [...open]) finish();
+      for (const set of [...subscribers.values()]) for (const subscription of [...set]) subscription.end();
     },
     close: () => close(),
   };
+}
+
+/** One subscriber's queue: bounded, ended on overflow, and an async iterator for GraphQL. */
+class Subscription<T> implements AsyncIterableIterator<T> {
+  private readonly queue: T[] = [];
+  private waiting: ((result: IteratorResult<T>) => void) | undefined;
+  private done = false;
+  private overflowed = false;
+
+  constructor(
+    private readonly bufferSize: number,
+    private readonly onEnd: () => void,
+  ) {}
+
+  push(payload: T) {
+    if (this.done || this.overflowed) return;
+    if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = undefined;
+      resolve({ value: payload, done: false });
+    } else if (this.queue.length < this.bufferSize) {
+      this.queue.push(payload);
+    } else {
+      // Stop taking events; the consumer gets what was buffered, then the overflow error.
+      this.overflowed = true;
+      this.onEnd();
+    }
+  }
+
+  end(): IteratorResult<T> {
+    if (!this.done) {
+      this.done = true;
+      this.queue.length = 0;
+      this.onEnd();
+      this.waiting?.({ value: undefined, done: true });
+      this.waiting = undefined;
+    }
+    return { value: undefined, done: true };
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.queue.length > 0) return Promise.resolve({ value: this.queue.shift()!, done: false });
+    if (this.done) return Promise.resolve({ value: undefined, done: true });
+    if (this.overflowed) {
+      this.end();
+      return Promise.reject(
+        new TaskwardenError(
+          'SUBSCRIPTION_OVERFLOW',
+          `This subscription fell more than ${this.bufferSize} events behind and was ended. Subscribe again (taskUpdated accepts afterEventId to resume without a gap).`,
+        ),
+      );
+    }
+    return new Promise((resolve) => {
+      this.waiting = resolve;
+    });
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    return Promise.resolve(this.end());
+  }
+
+  throw(error: unknown): Promise<IteratorResult<T>> {
+    this.end();
+    return Promise.reject(error);
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
 }

@@ -12,6 +12,9 @@ import { TaskwardenError } from '../errors.js';
  * process that holds it, `<dir>/ready` marks a database that finished its first
  * start (so a half-made one can be told apart from one holding data).
  */
+/** DATA_DIR=memory keeps the embedded database in memory: nothing is written to disk, and nothing survives a restart. */
+export const MEMORY = 'memory';
+
 export interface DataDir {
   readonly path: string;
   readonly pgdata: string;

@@ -17,6 +17,8 @@ export interface Database {
   readonly provider: 'postgres' | 'pglite';
   /** Where the data lives, safe to log (no password). */
   readonly location: string;
+  /** Migrations this open applied (empty when the database was up to date). */
+  readonly applied: string[];
   /** True when the database answers and every migration is applied. */
   ready(): Promise<boolean>;
   close(): Promise<void>;
@@ -39,16 +41,14 @@ async function openPostgres(url: string, shouldMigrate: boolean): Promise<Databa
   const session = async <T>(fn: (sql: SqlSession) => Promise<T>): Promise<T> => {
     const client = await pool.connect();
     try {
-      return await fn({
-        query: async (text, params) => (await client.query(text, params)).rows,
-        exec: async (text) => void (await client.query(text)),
-      });
+      return await fn(pgSession(client));
     } finally {
       client.release();
     }
   };
+  let applied: string[] = [];
   try {
-    if (shouldMigrate) await session(migrate);
+    if (shouldMigrate) applied = await session(migrate);
   } catch (error) {
     await pool.end();
     throw error;
@@ -58,6 +58,7 @@ async function openPostgres(url: string, shouldMigrate: boolean): Promise<Databa
     prisma,
     provider: 'postgres',
     location: redact(url),
+    applied,
     ready: () => session(async (sql) => (await pendingMigrations(sql)).length === 0).catch(() => false),
     async close() {
       await prisma.$disconnect();
@@ -79,13 +80,11 @@ async function openPGlite(target: { dataDir: string } | { memory: true }, should
         `Restore it from a backup, or move the folder away to start with an empty database.`,
     );
   }
-  const sql: SqlSession = {
-    query: async (text, params) => (await pglite.query(text, params)).rows as never,
-    exec: async (text) => void (await pglite.exec(text)),
-  };
+  const sql = pgliteSession(pglite);
+  let applied: string[] = [];
   try {
     await pglite.exec(`SET TimeZone = 'UTC'`); // as for Postgres: timestamps arrive without a zone
-    if (shouldMigrate) await migrate(sql);
+    if (shouldMigrate) applied = await migrate(sql);
     dataDir?.markReady();
   } catch (error) {
     await pglite.close();
@@ -97,12 +96,29 @@ async function openPGlite(target: { dataDir: string } | { memory: true }, should
     prisma,
     provider: 'pglite',
     location: dataDir ? dataDir.pgdata : 'memory',
+    applied,
     ready: async () => !pglite.closed && (await pendingMigrations(sql).catch(() => ['?'])).length === 0,
     async close() {
       await prisma.$disconnect();
       if (!pglite.closed) await pglite.close();
       dataDir?.release();
     },
+  };
+}
+
+/** A migration session over PGlite. */
+export function pgliteSession(pglite: PGlite): SqlSession {
+  return {
+    query: async (text, params) => (await pglite.query(text, params)).rows as never,
+    exec: async (text) => void (await pglite.exec(text)),
+  };
+}
+
+/** A migration session over one `pg` connection (a multi-statement script needs the simple protocol it uses without parameters). */
+export function pgSession(client: pg.ClientBase): SqlSession {
+  return {
+    query: async (text, params) => (await client.query(text, params)).rows,
+    exec: async (text) => void (await client.query(text)),
   };
 }
 

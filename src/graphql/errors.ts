@@ -15,17 +15,26 @@ export function maskError(error: unknown, message: string): Error {
   const original = graphqlError?.originalError ?? error;
   const where = { nodes: graphqlError?.nodes, path: graphqlError?.path, source: graphqlError?.source, positions: graphqlError?.positions };
 
-  if (original instanceof TaskwardenError) {
-    return new GraphQLError(original.message, { ...where, extensions: { ...original.details, code: original.code } });
-  }
-  if (original instanceof PothosValidationError) {
-    return new GraphQLError(original.message, { ...where, extensions: { code: 'BAD_USER_INPUT' } });
+  const known =
+    original instanceof TaskwardenError
+      ? { code: original.code, ...original.details }
+      : original instanceof PothosValidationError
+        ? { code: 'BAD_USER_INPUT' }
+        : undefined;
+  if (known) {
+    // Returning the same error (with its code added) tells yoga it is expected: no error log.
+    if (graphqlError) return withExtensions(graphqlError, known);
+    return new GraphQLError((original as Error).message, { extensions: known });
   }
   if (graphqlError && (!graphqlError.originalError || graphqlError.originalError instanceof GraphQLError)) {
-    if (graphqlError.extensions?.code) return graphqlError;
-    return new GraphQLError(graphqlError.message, { ...where, extensions: { ...graphqlError.extensions, code: codeOf(graphqlError) } });
+    return graphqlError.extensions?.code ? graphqlError : withExtensions(graphqlError, { code: codeOf(graphqlError) });
   }
   return new GraphQLError(message, { ...where, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+}
+
+function withExtensions(error: GraphQLError, extensions: Record<string, unknown>): GraphQLError {
+  Object.assign(error.extensions as Record<string, unknown>, extensions);
+  return error;
 }
 
 // Values that do not fit an argument's type: an unknown status, a string for a number, a missing required value.

@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config.js';
+import { MEMORY } from '../db/data-dir.js';
 import { openDatabase, type Database, type DatabaseTarget } from '../db/open.js';
 import { createEventBus } from '../events.js';
 import type { Logger } from '../log.js';
@@ -24,14 +25,17 @@ export interface StartOptions {
   db?: Database;
 }
 
+/** DATABASE_URL when set; otherwise the embedded database in DATA_DIR (or in memory for DATA_DIR=memory). */
 export function databaseTarget(config: Config): DatabaseTarget {
-  return config.databaseUrl ? { url: config.databaseUrl } : { dataDir: config.dataDir };
+  if (config.databaseUrl) return { url: config.databaseUrl };
+  return config.dataDir === MEMORY ? { memory: true } : { dataDir: config.dataDir };
 }
 
 /** Starts the whole service: database (migrated), services, HTTP + WebSocket API, monitor. */
 export async function startTaskwarden({ config, log, clock = systemClock, ...options }: StartOptions): Promise<Taskwarden> {
   const ownsDb = !options.db;
   const db = options.db ?? (await openDatabase(databaseTarget(config)));
+  if (db.applied.length) log.info({ migrations: db.applied }, 'applied database migrations');
   const bus = createEventBus({ redisUrl: config.redisUrl });
   const services = createServices({ prisma: db.prisma, clock, bus, monitor: config.monitor, log });
   const app = createApp({

@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/db/open.js';
+import { openTestDatabase, type TestDatabase } from './support/databases.js';
+import { subscribedInRedis } from './support/redis.js';
+import { startTestServer, type TestServer } from './support/server.js';
+
+// Two instances on one PostgreSQL database and one Redis: what "more than one machine" looks like.
+describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('two instances [postgres + redis]', () => {
+  let database: TestDatabase;
+  let a: TestServer;
+  let b: TestServer;
+
+  beforeAll(async () => {
+    database = await openTestDatabase('postgres');
+    const env = { REDIS_URL: process.env.TEST_REDIS_URL! };
+    a = await startTestServer(database, env);
+    // The second instance opens its own connections, as another machine would.
+    const second = await openDatabase(database.target, { migrate: true });
+    b = await startTestServer({ ...database, db: second }, env);
+  });
+  afterAll(async () => {
+    await a.stop();
+    await b.stop();
+    await b.taskwarden.db.close();
+    await database.close();
+  });
+
+  it('shows progress reported to one instance on a subscription held by the other', async () => {
+    const client = b.ws();
+    const received: any[] = [];
+    const bus = b.taskwarden.services.bus;
+    client.subscribe({ query: 'subscription { taskUpdated { type progress task { name } } }' }, { next: (m) => void received.push(m), error: () => {}, complete: () => {} });
+    await until(() => bus.openSubscriptions > 0);
+    await subscribedInRedis('taskwarden:task:updated');
+
+    const id = (await a.ok(`mutation { createTask(input: { name: "cross-instance" }) { id } }`)).createTask.id;
+    const lease = (await a.ok(`mutation($id: ID!) { startTask(id: $id, workerId: "w") { leaseToken } }`, { id })).startTask.leaseToken;
+    await a.ok(`mutation($id: ID!, $l: String!) { reportProgress(id: $id, leaseToken: $l, progress: 77) { id } }`, { id, l: lease });
+    await until(() => received.length >= 3);
+    expect(received.map((m) => [m.data.taskUpdated.type, m.data.taskUpdated.progress, m.data.taskUpdated.task.name])).toEqual([
+      ['CREATED', 0, 'cross-instance'],
+      ['STARTED', 0, 'cross-instance'],
+      ['PROGRESS', 77, 'cross-instance'],
+    ]);
+  });
+
+  it('sweeps from one instance at a time and shows the same last sweep on both', async () => {
+    const [ra, rb] = await Promise.all([a.ok(`mutation { runMonitorSweep { ran } }`), b.ok(`mutation { runMonitorSweep { ran } }`)]);
+    expect([ra.runMonitorSweep.ran, rb.runMonitorSweep.ran]).toEqual([true, true]); // manual sweeps wait their turn
+    const [ma, mb] = await Promise.all([a.ok(`{ monitor { lastSweepAt } }`), b.ok(`{ monitor { lastSweepAt } }`)]);
+    expect(ma.monitor.lastSweepAt).toBe(mb.monitor.lastSweepAt);
+  });
+});
+
+async function until(check: () => boolean, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

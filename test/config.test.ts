@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig, parseDuration } from '../src/config.js';
+
+describe('configuration', () => {
+  it('has defaults that need no setup', () => {
+    expect(loadConfig({})).toEqual({
+      port: 4000,
+      host: '127.0.0.1',
+      databaseUrl: undefined,
+      dataDir: './data',
+      redisUrl: undefined,
+      monitor: { enabled: true, intervalMs: 30 * 60_000, stuckTimeoutMs: 60 * 60_000, action: 'cancel' },
+      shutdownTimeoutMs: 10_000,
+      logLevel: 'info',
+    });
+  });
+
+  it('reads durations like 30m, 90s, 1h and 1.5h', () => {
+    expect(parseDuration('30m')).toBe(1_800_000);
+    expect(parseDuration('90s')).toBe(90_000);
+    expect(parseDuration('1h')).toBe(3_600_000);
+    expect(parseDuration('1.5h')).toBe(5_400_000);
+    expect(parseDuration(' 500ms ')).toBe(500);
+    for (const bad of ['', '10', 'abc', '-5m', '0s', 'm', '5 parsecs']) expect(parseDuration(bad), bad).toBeUndefined();
+  });
+
+  it('takes every setting from the environment', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      HOST: '0.0.0.0',
+      DATABASE_URL: 'postgres://u:p@db/taskwarden',
+      DATA_DIR: '/var/lib/taskwarden',
+      REDIS_URL: 'redis://cache:6379',
+      MONITOR_ENABLED: 'false',
+      MONITOR_INTERVAL: '90s',
+      STUCK_TIMEOUT: '2h',
+      MONITOR_ACTION: 'retry',
+      SHUTDOWN_TIMEOUT: '30s',
+      LOG_LEVEL: 'debug',
+    });
+    expect(config).toMatchObject({
+      port: 8080,
+      host: '0.0.0.0',
+      databaseUrl: 'postgres://u:p@db/taskwarden',
+      dataDir: '/var/lib/taskwarden',
+      redisUrl: 'redis://cache:6379',
+      monitor: { enabled: false, intervalMs: 90_000, stuckTimeoutMs: 7_200_000, action: 'retry' },
+      shutdownTimeoutMs: 30_000,
+      logLevel: 'debug',
+    });
+  });
+
+  it.each([
+    ['PORT', 'http', 'PORT="http": expected a port number'],
+    ['PORT', '70000', 'PORT="70000": expected a port from 0 to 65535'],
+    ['DATABASE_URL', 'mysql://x', 'DATABASE_URL="mysql://x": expected a postgres:// or postgresql:// URL'],
+    ['REDIS_URL', 'localhost:6379', 'REDIS_URL="localhost:6379": expected a redis:// or rediss:// URL'],
+    ['MONITOR_INTERVAL', 'often', 'MONITOR_INTERVAL="often": expected a duration such as 30m, 90s or 1h'],
+    ['STUCK_TIMEOUT', '60', 'STUCK_TIMEOUT="60": expected a duration such as 60m, 90s or 1h'],
+    ['MONITOR_ACTION', 'delete', 'MONITOR_ACTION="delete": expected one of cancel, fail, retry, none'],
+    ['MONITOR_ENABLED', 'maybe', 'MONITOR_ENABLED="maybe": expected true or false'],
+    ['LOG_LEVEL', 'loud', 'LOG_LEVEL="loud": expected one of fatal, error, warn, info, debug, trace, silent'],
+  ])('rejects %s=%s with a message naming the variable', (name, value, message) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(message) }));
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ PORT: '', DATABASE_URL: '' })).toMatchObject({ port: 4000, databaseUrl: undefined });
+  });
+});

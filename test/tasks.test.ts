@@ -35,6 +35,7 @@ describe.each(databaseKinds)('task lifecycle [%s]', (kind) => {
     reportProgress: { PENDING: 'LEASE_MISMATCH', RUNNING: 'OK', COMPLETED: 'LEASE_MISMATCH', FAILED: 'LEASE_MISMATCH', CANCELLED: 'LEASE_MISMATCH' },
     complete: { PENDING: 'LEASE_MISMATCH', RUNNING: 'OK', COMPLETED: 'LEASE_MISMATCH', FAILED: 'LEASE_MISMATCH', CANCELLED: 'LEASE_MISMATCH' },
     fail: { PENDING: 'LEASE_MISMATCH', RUNNING: 'OK', COMPLETED: 'LEASE_MISMATCH', FAILED: 'LEASE_MISMATCH', CANCELLED: 'LEASE_MISMATCH' },
+    release: { PENDING: 'LEASE_MISMATCH', RUNNING: 'OK', COMPLETED: 'LEASE_MISMATCH', FAILED: 'LEASE_MISMATCH', CANCELLED: 'LEASE_MISMATCH' },
     stop: { PENDING: 'OK', RUNNING: 'OK', COMPLETED: 'INVALID_TRANSITION', FAILED: 'INVALID_TRANSITION', CANCELLED: 'INVALID_TRANSITION' },
     forceCancel: { PENDING: 'INVALID_TRANSITION', RUNNING: 'OK', COMPLETED: 'INVALID_TRANSITION', FAILED: 'INVALID_TRANSITION', CANCELLED: 'INVALID_TRANSITION' },
     forceFail: { PENDING: 'INVALID_TRANSITION', RUNNING: 'OK', COMPLETED: 'INVALID_TRANSITION', FAILED: 'INVALID_TRANSITION', CANCELLED: 'INVALID_TRANSITION' },
@@ -45,6 +46,7 @@ describe.each(databaseKinds)('task lifecycle [%s]', (kind) => {
     reportProgress: 'RUNNING',
     complete: 'COMPLETED',
     fail: 'FAILED',
+    release: 'PENDING',
     stop: 'CANCELLED',
     forceCancel: 'CANCELLED',
     forceFail: 'FAILED',
@@ -61,6 +63,7 @@ describe.each(databaseKinds)('task lifecycle [%s]', (kind) => {
           reportProgress: () => h.tasks.reportProgress(task.id, leaseToken, { progress: 42, message: 'simulating' }),
           complete: () => h.tasks.complete(task.id, leaseToken, { sharpe: 1.4 }),
           fail: () => h.tasks.fail(task.id, leaseToken, 'out of memory'),
+          release: () => h.tasks.release(task.id, leaseToken, 'worker shutting down'),
           stop: () => h.tasks.stop(task.id, { reason: 'not needed' }),
           forceCancel: () => h.tasks.forceComplete(task.id, { reason: 'stuck at 90%' }),
           forceFail: () => h.tasks.forceComplete(task.id, { status: 'FAILED', reason: 'stuck at 90%' }),
@@ -232,6 +235,16 @@ describe.each(databaseKinds)('task lifecycle [%s]', (kind) => {
     expect(fresh!.task).toMatchObject({ id: created.id, attempt: 2 });
     expect(await codeOf(() => h.tasks.complete(created.id, zombie.leaseToken, { stale: true }))).toBe('LEASE_MISMATCH');
     await expect(h.tasks.complete(created.id, fresh!.leaseToken, { fresh: true })).resolves.toMatchObject({ result: { fresh: true } });
+  });
+
+  it('lets a worker hand its task back, ending its lease; the next claim starts afresh', async () => {
+    const { task, leaseToken } = await taskIn(h.tasks, 'RUNNING');
+    await h.tasks.reportProgress(task.id, leaseToken!, { progress: 40, message: 'halfway' });
+    const released = await h.tasks.release(task.id, leaseToken!, 'deploy');
+    expect(released).toMatchObject({ status: 'PENDING', workerId: null, progress: 0, message: null, startedAt: null, attempt: 1 });
+    expect((await h.tasks.history({ taskId: task.id })).at(-1)).toMatchObject({ type: 'REQUEUED', actor: 'worker-a', reason: 'deploy' });
+    expect(await codeOf(() => h.tasks.reportProgress(task.id, leaseToken!))).toBe('LEASE_MISMATCH');
+    expect((await h.tasks.claim('worker-b'))!.task).toMatchObject({ id: task.id, attempt: 2, workerId: 'worker-b' });
   });
 
   it('lets exactly one of a racing complete and force-complete win, every time', async () => {

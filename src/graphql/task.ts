@@ -173,6 +173,12 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), error: t.arg.string({ required: true }) },
     resolve: (_root, args, ctx) => ctx.services.tasks.fail(String(args.id), args.leaseToken, args.error),
   }),
+  releaseTask: t.field({
+    type: TaskRef,
+    description: 'RUNNING -> PENDING by the lease holder, e.g. a worker shutting down: another worker can claim it.',
+    args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), reason: t.arg.string() },
+    resolve: (_root, args, ctx) => ctx.services.tasks.release(String(args.id), args.leaseToken, args.reason),
+  }),
   stopTask: t.field({
     type: TaskRef,
     description: 'PENDING or RUNNING -> CANCELLED. The worker loses its lease.',

@@ -72,6 +72,11 @@ export function createTaskService({ prisma, clock, bus }: TaskServiceDeps) {
   const finishSet = (status: TaskStatus, now: Date, extra = Prisma.empty) => Prisma.sql`
     status = ${status}::"TaskStatus", "completedAt" = ${now}, "leaseToken" = NULL ${extra}`;
 
+  // Back to PENDING for another attempt: the lease ends, the next start begins afresh.
+  const requeueSet = Prisma.sql`
+    status = 'PENDING', "leaseToken" = NULL, "workerId" = NULL, "startedAt" = NULL,
+    "lastHeartbeatAt" = NULL, "lastProgressAt" = NULL, progress = 0, message = NULL, "stuckEpisode" = NULL`;
+
   const holdsLease = (leaseToken: string) => Prisma.sql`t.status = 'RUNNING' AND t."leaseToken" = ${leaseToken}`;
   const inStatus = (statuses: TaskStatus[]) => Prisma.sql`t.status::text = ANY(${statuses})`;
 
@@ -217,6 +222,24 @@ export function createTaskService({ prisma, clock, bus }: TaskServiceDeps) {
         { guard: holdsLease(leaseToken), set: finishSet(TaskStatus.FAILED, now, Prisma.sql`, error = ${error}, "lastHeartbeatAt" = ${now}`) },
         { type: TaskEventType.FAILED, reason: firstLine(error), at: now },
         { verb: 'fail', leaseToken },
+      );
+      return publish(change);
+    },
+
+    /**
+     * RUNNING -> PENDING by the lease holder: a worker that is shutting down
+     * hands its task back for another worker instead of leaving it to go stuck.
+     */
+    async release(id: string, leaseToken: string, reason?: string | null): Promise<Task> {
+      valid.taskId(id);
+      const why = valid.optionalText(reason, 'reason', valid.limits.reason) ?? 'released by its worker';
+      const now = clock.now();
+      const change = await write(
+        prisma,
+        id,
+        { guard: holdsLease(leaseToken), set: requeueSet },
+        { type: TaskEventType.REQUEUED, reason: why, at: now },
+        { verb: 'release', leaseToken },
       );
       return publish(change);
     },
@@ -378,9 +401,7 @@ export function createTaskService({ prisma, clock, bus }: TaskServiceDeps) {
           break;
         }
         case 'retry':
-          set = Prisma.sql`
-            status = 'PENDING', "leaseToken" = NULL, "workerId" = NULL, "startedAt" = NULL,
-            "lastHeartbeatAt" = NULL, "lastProgressAt" = NULL, progress = 0, message = NULL, "stuckEpisode" = NULL`;
+          set = requeueSet;
           type = TaskEventType.REQUEUED;
           break;
       }

@@ -1,7 +1,7 @@
 import { Client as WsClient, createClient } from 'graphql-ws';
 import pino from 'pino';
 import WebSocket from 'ws';
-import { manualClock } from '../../src/clock.js';
+import { manualClock, systemClock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { startTaskwarden, type Taskwarden } from '../../src/server/taskwarden.js';
 import type { TestDatabase } from './databases.js';
@@ -14,6 +14,7 @@ export interface GraphQLResponse<T = any> {
 export interface TestServer {
   taskwarden: Taskwarden;
   url: string;
+  /** The server's clock: moved by the test, unless the server was started on real time. */
   clock: ReturnType<typeof manualClock>;
   /** POSTs one operation to the real HTTP server. */
   gql<T = any>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>>;
@@ -28,13 +29,17 @@ export interface TestServer {
  * test database, with a clock the test moves. The monitor is off unless the
  * test turns it on: tests run sweeps themselves.
  */
-export async function startTestServer(database: TestDatabase, env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(
+  database: TestDatabase,
+  env: Record<string, string> = {},
+  options: { realTime?: boolean } = {},
+): Promise<TestServer> {
   const config: Config = loadConfig({ PORT: '0', MONITOR_ENABLED: 'false', LOG_LEVEL: 'silent', ...env });
   const clock = manualClock(new Date());
   const taskwarden = await startTaskwarden({
     config,
     log: pino({ level: config.logLevel }),
-    clock,
+    clock: options.realTime ? systemClock : clock,
     db: database.db,
   });
   const wsClients: WsClient[] = [];

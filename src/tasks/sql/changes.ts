@@ -13,19 +13,20 @@ export interface Change {
 }
 
 // Building blocks for recordChange: each returns a Change whose statement
-// returns the task's columns plus "fromStatus" and "record". A `pick` runs
+// returns the task's columns plus "fromStatus", "fromWorkerId" (the worker
+// that held it before the write) and "record". A `pick` runs
 // once, as a materialized CTE named "picked", before the write.
 
 /** Locks one task by id; the lock makes racing writers take turns, so exactly one wins. */
 export const pickById = (id: string) =>
-  Prisma.sql`SELECT id, status, progress, message FROM "Task" WHERE id = ${id}::uuid FOR UPDATE`;
+  Prisma.sql`SELECT id, status, progress, message, "workerId" FROM "Task" WHERE id = ${id}::uuid FOR UPDATE`;
 
 /**
  * Locks the oldest pending task (of the given kinds). SKIP LOCKED lets many
  * workers claim at once without queueing on each other's candidate.
  */
 export const pickOldestPending = (kinds: string[] | undefined) => Prisma.sql`
-  SELECT id, status, progress, message FROM "Task"
+  SELECT id, status, progress, message, "workerId" FROM "Task"
   WHERE status = 'PENDING' ${kinds ? Prisma.sql`AND kind = ANY(${kinds})` : Prisma.empty}
   ORDER BY "createdAt", id
   LIMIT 1
@@ -46,7 +47,7 @@ export const updateTask = ({ pick, guard, set, record }: UpdateSpec): Change => 
     UPDATE "Task" AS t SET ${set}
     FROM picked
     WHERE t.id = picked.id AND ${guard}
-    RETURNING t.*, picked.status AS "fromStatus", ${record ?? Prisma.sql`true`} AS record`,
+    RETURNING t.*, picked.status AS "fromStatus", picked."workerId" AS "fromWorkerId", ${record ?? Prisma.sql`true`} AS record`,
 });
 
 export const deleteTerminalTask = (id: string): Change => ({
@@ -55,7 +56,7 @@ export const deleteTerminalTask = (id: string): Change => ({
     DELETE FROM "Task" AS t
     USING picked
     WHERE t.id = picked.id AND t.status::text = ANY(${[...terminalStatuses]})
-    RETURNING t.*, picked.status AS "fromStatus", true AS record`,
+    RETURNING t.*, picked.status AS "fromStatus", picked."workerId" AS "fromWorkerId", true AS record`,
 });
 
 export interface NewTask {
@@ -71,5 +72,5 @@ export const insertTask = (task: NewTask): Change => ({
   statement: Prisma.sql`
     INSERT INTO "Task" (name, kind, params, "maxAttempts", "timeoutMinutes", "createdAt")
     VALUES (${task.name}, ${task.kind}, ${JSON.stringify(task.params ?? {})}::jsonb, ${task.maxAttempts}, ${task.timeoutMinutes}, ${task.createdAt})
-    RETURNING *, NULL::"TaskStatus" AS "fromStatus", true AS record`,
+    RETURNING *, NULL::"TaskStatus" AS "fromStatus", NULL::text AS "fromWorkerId", true AS record`,
 });

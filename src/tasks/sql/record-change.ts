@@ -4,7 +4,7 @@ import type { Db, Task, TaskEvent, TaskEventType, TaskStatus } from '../model.js
 
 export interface EventSpec {
   type: TaskEventType;
-  /** Who made the change; when absent, the worker holding the task (its workerId). */
+  /** Who made the change; when absent, the worker that held the task. */
   actor?: string;
   reason?: string | null;
   at: Date;
@@ -17,7 +17,7 @@ export interface RecordedChange {
   event: TaskEvent | null;
 }
 
-type ChangedRow = Task & { fromStatus: TaskStatus | null; record: boolean; eventId: bigint | null };
+type ChangedRow = Task & { fromStatus: TaskStatus | null; fromWorkerId: string | null; record: boolean; eventId: bigint | null };
 
 /**
  * The one way Taskwarden writes a task: a single statement that makes the
@@ -25,8 +25,9 @@ type ChangedRow = Task & { fromStatus: TaskStatus | null; record: boolean; event
  * the other way round), and a racing writer sees both or neither.
  *
  * `change` is an INSERT, UPDATE or DELETE on "Task" (see changes.ts)
- * returning the task's columns plus "fromStatus" (the status before the
- * write) and "record" (whether this write earns a history entry). When its
+ * returning the task's columns plus "fromStatus" and "fromWorkerId" (status
+ * and worker before the write) and "record" (whether this write earns a
+ * history entry). When its
  * compare-and-set guard fails it returns no row, and this returns null.
  */
 export async function recordChange(
@@ -41,14 +42,14 @@ export async function recordChange(
     event AS (
       INSERT INTO "TaskEvent" ("taskId", kind, type, "fromStatus", "toStatus", progress, message, actor, reason, attempt, at)
       SELECT id, kind, ${event.type}::"TaskEventType", "fromStatus", ${options.deletes ? Prisma.sql`NULL::"TaskStatus"` : Prisma.sql`status`}, progress, message,
-             COALESCE(${event.actor ?? null}, "workerId", 'worker'), ${event.reason ?? null}, attempt, ${event.at}
+             COALESCE(${event.actor ?? null}, "fromWorkerId", "workerId", 'worker'), ${event.reason ?? null}, attempt, ${event.at}
       FROM changed WHERE record
       RETURNING id
     )
     SELECT changed.*, (SELECT id FROM event) AS "eventId" FROM changed`;
   const first = rows[0];
   if (!first) return null;
-  const { fromStatus, record: _record, eventId, ...row } = first;
+  const { fromStatus, fromWorkerId, record: _record, eventId, ...row } = first;
   return {
     row,
     event:
@@ -63,7 +64,7 @@ export async function recordChange(
             toStatus: options.deletes ? null : row.status,
             progress: row.progress,
             message: row.message,
-            actor: event.actor ?? row.workerId ?? 'worker',
+            actor: event.actor ?? fromWorkerId ?? row.workerId ?? 'worker',
             reason: event.reason ?? null,
             attempt: row.attempt,
             at: event.at,

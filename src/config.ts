@@ -1,5 +1,7 @@
 import ms from 'ms';
 import { z } from 'zod';
+import { roles, type Role } from './auth/roles.js';
+import type { EnvToken } from './auth/tokens.js';
 import { TaskwardenError } from './errors.js';
 
 export const stuckActions = ['cancel', 'fail', 'retry', 'none'] as const;
@@ -36,6 +38,23 @@ const boolean = z
     return value;
   });
 
+const positiveInt = (example: number) =>
+  z.coerce.number({ message: `expected a whole number such as ${example}` }).int(`expected a whole number such as ${example}`).positive(`expected a whole number such as ${example}`);
+
+const envTokens = z.string().transform((text, ctx) => {
+  const tokens: EnvToken[] = [];
+  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const [name = '', role = '', ...rest] = entry.split(':');
+    const secret = rest.join(':');
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(name) || !(roles as readonly string[]).includes(role) || secret.length < 16) {
+      ctx.addIssue({ code: 'custom', message: `expected name:role:secret entries separated by commas, role one of ${roles.join(', ')}, secret at least 16 characters` });
+      return z.NEVER;
+    }
+    tokens.push({ name, role: role as Role, secret });
+  }
+  return tokens;
+});
+
 const envSchema = z.object({
   PORT: z.coerce
     .number({ message: 'expected a port number' })
@@ -56,6 +75,18 @@ const envSchema = z.object({
   MONITOR_ACTION: z.enum(stuckActions, { message: `expected one of ${stuckActions.join(', ')}` }).default('cancel'),
   SHUTDOWN_TIMEOUT: duration('10s').default(ms('10s')),
   LOG_LEVEL: z.enum(logLevels, { message: `expected one of ${logLevels.join(', ')}` }).default('info'),
+  NODE_ENV: z.string().optional(),
+  TASKWARDEN_TOKENS: envTokens.default([]),
+  GRAPHQL_INTROSPECTION: boolean.optional(),
+  MAX_QUERY_DEPTH: positiveInt(6).default(6),
+  MAX_QUERY_COST: positiveInt(5000).default(5000),
+  MAX_ALIASES: positiveInt(15).default(15),
+  MAX_DIRECTIVES: positiveInt(50).default(50),
+  MAX_TOKENS: positiveInt(1000).default(1000),
+  MAX_BODY_BYTES: positiveInt(2_097_152).default(2 * 1024 * 1024),
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt(20).default(20),
+  MAX_CONNECTIONS_PER_TOKEN: positiveInt(20).default(20),
+  SUBSCRIPTION_BUFFER: positiveInt(1000).default(1000),
 });
 
 export interface MonitorSettings {
@@ -65,6 +96,20 @@ export interface MonitorSettings {
   /** How long without a heartbeat or without progress makes a running task stuck, in milliseconds. */
   stuckTimeoutMs: number;
   action: StuckAction;
+}
+
+/** Bounds on what one request or one client may cost the server. */
+export interface Limits {
+  depth: number;
+  cost: number;
+  aliases: number;
+  directives: number;
+  tokens: number;
+  bodyBytes: number;
+  subscriptionsPerConnection: number;
+  connectionsPerToken: number;
+  /** Events a slow subscriber may fall behind before its subscription is ended. */
+  subscriptionBuffer: number;
 }
 
 export interface Config {
@@ -78,6 +123,11 @@ export interface Config {
   monitor: MonitorSettings;
   shutdownTimeoutMs: number;
   logLevel: (typeof logLevels)[number];
+  /** Tokens given in the environment (TASKWARDEN_TOKENS). */
+  envTokens: EnvToken[];
+  /** Introspection and field suggestions; off by default when NODE_ENV=production. */
+  introspection: boolean;
+  limits: Limits;
 }
 
 /**
@@ -107,5 +157,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     logLevel: e.LOG_LEVEL,
+    envTokens: e.TASKWARDEN_TOKENS,
+    introspection: e.GRAPHQL_INTROSPECTION ?? e.NODE_ENV !== 'production',
+    limits: {
+      depth: e.MAX_QUERY_DEPTH,
+      cost: e.MAX_QUERY_COST,
+      aliases: e.MAX_ALIASES,
+      directives: e.MAX_DIRECTIVES,
+      tokens: e.MAX_TOKENS,
+      bodyBytes: e.MAX_BODY_BYTES,
+      subscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+      connectionsPerToken: e.MAX_CONNECTIONS_PER_TOKEN,
+      subscriptionBuffer: e.SUBSCRIPTION_BUFFER,
+    },
   };
 }

@@ -13,7 +13,10 @@ export type ErrorCode =
   | 'DATA_DIR_LOCKED'
   | 'DATA_DIR_DAMAGED'
   | 'MIGRATION_FAILED'
-  | 'SUBSCRIPTION_OVERFLOW';
+  | 'SUBSCRIPTION_OVERFLOW'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'LIMIT_EXCEEDED';
 
 export class TaskwardenError extends Error {
   override readonly name = 'TaskwardenError';

@@ -24,6 +24,8 @@ export interface Topics {
   'task:updated': TaskChange;
   /** Every stuck task that was handled (once per stuck episode). */
   'task:stuck': StuckAlert;
+  /** A token was created or revoked (tokenId set for a revocation), so every instance forgets what it cached. */
+  'token:changed': { tokenId: string | null; name: string };
 }
 
 export type Topic = keyof Topics;
@@ -56,7 +58,7 @@ const DEFAULT_BUFFER = 1000;
  * has one listener on the transport however many subscribe; the bus fans
  * out to its subscribers itself.
  */
-export function createEventBus(options: { redisUrl?: string } = {}): EventBus {
+export function createEventBus(options: { redisUrl?: string; bufferSize?: number } = {}): EventBus {
   let target: EventTarget;
   let close = async () => {};
   if (options.redisUrl) {
@@ -102,7 +104,7 @@ export function createEventBus(options: { redisUrl?: string } = {}): EventBus {
     publish(topic, payload) {
       target.dispatchEvent(new CustomEvent(channel(topic), { detail: payload }));
     },
-    subscribe<K extends Topic>(topic: K, { bufferSize = DEFAULT_BUFFER }: SubscribeOptions = {}) {
+    subscribe<K extends Topic>(topic: K, { bufferSize = options.bufferSize ?? DEFAULT_BUFFER }: SubscribeOptions = {}) {
       const subscription: Subscription<Topics[K]> = new Subscription<Topics[K]>(bufferSize, () => leave(topic, subscription));
       join(topic, subscription);
       return subscription;

@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { createAccess, type Access } from './auth/access.js';
+import { createTokenService, type EnvToken, type TokenService } from './auth/tokens.js';
 import type { Clock } from './clock.js';
 import type { MonitorSettings } from './config.js';
 import type { EventBus } from './events.js';
@@ -17,6 +19,8 @@ export interface Services {
   stats: StatsService;
   live: LiveService;
   monitor: Monitor;
+  tokens: TokenService;
+  access: Access;
 }
 
 export function createServices(deps: {
@@ -25,9 +29,11 @@ export function createServices(deps: {
   bus: EventBus;
   monitor: MonitorSettings;
   log: Logger;
+  envTokens?: EnvToken[];
 }): Services {
   const { prisma, clock, bus, log } = deps;
   const tasks = createTaskService({ prisma, clock, bus });
+  const tokens = createTokenService({ prisma, clock, bus, envTokens: deps.envTokens });
   return {
     prisma,
     clock,
@@ -36,5 +42,7 @@ export function createServices(deps: {
     stats: createStatsService({ prisma, clock, stuckTimeoutMs: deps.monitor.stuckTimeoutMs }),
     live: createLiveService({ bus, tasks }),
     monitor: createMonitor({ prisma, tasks, clock, bus, settings: deps.monitor, log: log.child({ component: 'monitor' }) }),
+    tokens,
+    access: createAccess({ tokens, log }),
   };
 }

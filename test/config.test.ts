@@ -12,7 +12,29 @@ describe('configuration', () => {
       monitor: { enabled: true, intervalMs: 30 * 60_000, stuckTimeoutMs: 60 * 60_000, action: 'cancel' },
       shutdownTimeoutMs: 10_000,
       logLevel: 'info',
+      envTokens: [],
+      introspection: true,
+      limits: {
+        depth: 6,
+        cost: 5000,
+        aliases: 15,
+        directives: 50,
+        tokens: 1000,
+        bodyBytes: 2 * 1024 * 1024,
+        subscriptionsPerConnection: 20,
+        connectionsPerToken: 20,
+        subscriptionBuffer: 1000,
+      },
     });
+  });
+
+  it('reads API tokens given in the environment, and turns introspection off in production', () => {
+    expect(loadConfig({ TASKWARDEN_TOKENS: 'ci-runner:worker:0123456789abcdef0123, ops:admin:s3cret:with:colons-x' }).envTokens).toEqual([
+      { name: 'ci-runner', role: 'worker', secret: '0123456789abcdef0123' },
+      { name: 'ops', role: 'admin', secret: 's3cret:with:colons-x' },
+    ]);
+    expect(loadConfig({ NODE_ENV: 'production' }).introspection).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true' }).introspection).toBe(true);
   });
 
   it('reads durations like 30m, 90s, 1h and 1.5h', () => {
@@ -60,6 +82,8 @@ describe('configuration', () => {
     ['MONITOR_ACTION', 'delete', 'MONITOR_ACTION="delete": expected one of cancel, fail, retry, none'],
     ['MONITOR_ENABLED', 'maybe', 'MONITOR_ENABLED="maybe": expected true or false'],
     ['LOG_LEVEL', 'loud', 'LOG_LEVEL="loud": expected one of fatal, error, warn, info, debug, trace, silent'],
+    ['TASKWARDEN_TOKENS', 'ops:root:short', 'TASKWARDEN_TOKENS="ops:root:short": expected name:role:secret entries'],
+    ['MAX_QUERY_DEPTH', '0', 'MAX_QUERY_DEPTH="0": expected a whole number such as 6'],
   ])('rejects %s=%s with a message naming the variable', (name, value, message) => {
     expect(() => loadConfig({ [name]: value })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(message) }));
   });

@@ -1,6 +1,9 @@
 import SchemaBuilder from '@pothos/core';
 import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import { can, type Permission } from '../auth/roles.js';
+import { TaskwardenError } from '../errors.js';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type PrismaTypes from '../generated/pothos-prisma-types.js';
 import { getDatamodel } from '../generated/pothos-prisma-types.js';
@@ -9,14 +12,30 @@ import type { Context } from './context.js';
 export const builder = new SchemaBuilder<{
   Context: Context;
   PrismaTypes: PrismaTypes;
+  AuthScopes: Record<Permission, boolean>;
   DefaultFieldNullability: false;
   Scalars: {
     DateTime: { Input: Date; Output: Date };
     JSON: { Input: unknown; Output: unknown };
   };
 }>({
-  plugins: [PrismaPlugin, RelayPlugin],
+  plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin],
   defaultFieldNullability: false,
+  // Every root field names the permission it needs (see auth/roles.ts); a test checks none is left out.
+  scopeAuth: {
+    authorizeOnSubscribe: true,
+    authScopes: (ctx) => ({
+      read: can(ctx.principal.role, 'read'),
+      submit: can(ctx.principal.role, 'submit'),
+      work: can(ctx.principal.role, 'work'),
+      operate: can(ctx.principal.role, 'operate'),
+      admin: can(ctx.principal.role, 'admin'),
+    }),
+    unauthorizedError: (_parent, ctx, info) =>
+      new TaskwardenError('FORBIDDEN', `A ${ctx.principal.role} token may not use ${info.parentType.name}.${info.fieldName}.`, {
+        role: ctx.principal.role,
+      }),
+  },
   prisma: {
     client: (ctx) => ctx.services.prisma,
     dmmf: getDatamodel(),

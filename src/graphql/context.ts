@@ -1,14 +1,19 @@
+import type { Principal } from '../auth/roles.js';
 import type { Services } from '../services.js';
 import type { StuckVerdict } from '../tasks/stuck.js';
 import type { Task } from '../tasks/model.js';
 
 export interface Context {
   services: Services;
+  /** Who is calling (see auth/access.ts). */
+  principal: Principal;
   /**
-   * Who is calling, as recorded in a task's history for operator actions.
-   * Unset means an anonymous local operator.
+   * The name recorded in a task's history for this caller's operator actions:
+   * the token's name; unset (so "operator") when the server is open.
    */
   actor?: string;
+  /** Puts a subscription under the connection limits and revocation (for SSE; a WebSocket is registered when it connects). */
+  live<T>(source: AsyncIterable<T>): AsyncIterable<T>;
   /**
    * Stuck verdicts already reached in this request (by `stuckTasks` or a
    * cleanup with its own timeout), so a task's `stuckReason` agrees with the

@@ -4,6 +4,7 @@ import './task.js';
 import './task-event.js';
 import './stats.js';
 import './monitor.js';
+import './tokens.js';
 
 export type { Context } from './context.js';
 

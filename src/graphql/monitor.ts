@@ -81,6 +81,7 @@ const StuckTaskAlertRef = builder.objectRef<StuckAlert>('StuckTaskAlert').implem
 
 builder.queryField('monitor', (t) =>
   t.field({
+    authScopes: { read: true },
     type: MonitorStatusRef,
     resolve: async (_root, _args, ctx) => ({ ...ctx.services.monitor.status(), lastSweep: await ctx.services.monitor.lastSweep() }),
   }),
@@ -88,6 +89,7 @@ builder.queryField('monitor', (t) =>
 
 builder.mutationFields((t) => ({
   cleanupStuck: t.field({
+    authScopes: { operate: true },
     type: CleanupReportRef,
     description: 'Finds tasks stuck under this timeout; with autoFix, applies the action to them (and alerts).',
     args: {
@@ -104,6 +106,7 @@ builder.mutationFields((t) => ({
       }),
   }),
   runMonitorSweep: t.field({
+    authScopes: { operate: true },
     type: SweepReportRef,
     description: "Runs a monitor sweep now, with the monitor's settings.",
     resolve: (_root, _args, ctx) => ctx.services.monitor.sweepNow(),
@@ -112,8 +115,9 @@ builder.mutationFields((t) => ({
 
 builder.subscriptionField('stuckTaskDetected', (t) =>
   t.field({
+    authScopes: { read: true },
     type: StuckTaskAlertRef,
-    subscribe: (_root, _args, ctx) => ctx.services.live.stuckAlerts(),
+    subscribe: (_root, _args, ctx) => ctx.live(ctx.services.live.stuckAlerts()),
     resolve: (alert) => alert,
   }),
 );

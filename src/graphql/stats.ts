@@ -51,11 +51,13 @@ const MAX_BUCKETS = 1000;
 
 builder.queryFields((t) => ({
   taskStats: t.field({
+    authScopes: { read: true },
     type: TaskStatsRef,
     args: { since: t.arg({ type: 'DateTime' }) },
     resolve: (_root, args, ctx) => ctx.services.stats.taskStats(args.since),
   }),
   taskOutcomes: t.field({
+    authScopes: { read: true },
     type: [OutcomeBucketRef],
     description: 'Finished tasks per bucket, oldest first: by default per hour over the last 24 hours.',
     args: {

@@ -37,6 +37,7 @@ const MAX_PAGE = 1000;
 
 builder.queryFields((t) => ({
   taskEvents: t.field({
+    authScopes: { read: true },
     type: [TaskEventRef],
     description: 'History entries oldest first, for one task or all, after an event id.',
     args: {
@@ -61,23 +62,27 @@ builder.queryFields((t) => ({
 
 builder.subscriptionFields((t) => ({
   taskUpdated: t.field({
+    authScopes: { read: true },
     type: TaskEventRef,
     description:
       'Every transition and progress change, for one task or for some kinds. With afterEventId it first replays what came after that entry, so a reconnecting client misses nothing.',
     args: { id: t.arg.id(), kinds: t.arg.stringList(), afterEventId: t.arg.id() },
-    subscribe: (_root, args, ctx) =>
-      ctx.services.live.taskUpdates({
-        taskId: args.id == null ? null : String(args.id),
-        kinds: args.kinds,
-        afterEventId: args.afterEventId == null ? null : parseEventId(String(args.afterEventId)),
-      }),
+    subscribe: async (_root, args, ctx) =>
+      ctx.live(
+        await ctx.services.live.taskUpdates({
+          taskId: args.id == null ? null : String(args.id),
+          kinds: args.kinds,
+          afterEventId: args.afterEventId == null ? null : parseEventId(String(args.afterEventId)),
+        }),
+      ),
     resolve: (change) => ({ ...change.event, snapshot: change.task }),
   }),
   taskProgress: t.field({
+    authScopes: { read: true },
     type: TaskRef,
     description: "The task's current state, then each change; completes when it reaches a terminal state.",
     args: { id: t.arg.id({ required: true }) },
-    subscribe: (_root, args, ctx) => ctx.services.live.taskProgress(String(args.id)),
+    subscribe: async (_root, args, ctx) => ctx.live(await ctx.services.live.taskProgress(String(args.id))),
     resolve: (task) => task,
   }),
 }));

@@ -98,6 +98,7 @@ const CreateTaskInput = builder.inputType('CreateTaskInput', {
 
 builder.queryFields((t) => ({
   task: t.prismaField({
+    authScopes: { read: true },
     type: 'Task',
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
@@ -105,6 +106,7 @@ builder.queryFields((t) => ({
   }),
   tasks: t.prismaConnection(
     {
+      authScopes: { read: true },
       type: 'Task',
       cursor: 'id',
       description: 'Tasks, newest first.',
@@ -119,6 +121,7 @@ builder.queryFields((t) => ({
     { name: 'TaskEdge' },
   ),
   stuckTasks: t.field({
+    authScopes: { read: true },
     type: [TaskRef],
     description: 'Running tasks that are stuck under this timeout, longest stuck first.',
     args: { timeoutMinutes: t.arg.float({ defaultValue: 30, required: true }) },
@@ -132,17 +135,20 @@ builder.queryFields((t) => ({
 
 builder.mutationFields((t) => ({
   createTask: t.field({
+    authScopes: { submit: true },
     type: TaskRef,
     args: { input: t.arg({ type: CreateTaskInput, required: true }) },
     resolve: (_root, { input }, ctx) => ctx.services.tasks.create(input, ctx.actor),
   }),
   startTask: t.field({
+    authScopes: { work: true },
     type: TaskLeaseRef,
     description: 'PENDING -> RUNNING for this task, with a new lease.',
     args: { id: t.arg.id({ required: true }), workerId: t.arg.string({ required: true }) },
     resolve: (_root, args, ctx) => ctx.services.tasks.start(String(args.id), args.workerId),
   }),
   claimTask: t.field({
+    authScopes: { work: true },
     type: TaskLeaseRef,
     nullable: true,
     description: 'Starts the oldest pending task (of these kinds), with a new lease; null when none is pending.',
@@ -150,6 +156,7 @@ builder.mutationFields((t) => ({
     resolve: (_root, args, ctx) => ctx.services.tasks.claim(args.workerId, args.kinds),
   }),
   reportProgress: t.field({
+    authScopes: { work: true },
     type: TaskRef,
     description: 'A heartbeat from the lease holder, with progress and/or message when they changed. Without progress it is a pure heartbeat.',
     args: {
@@ -162,30 +169,35 @@ builder.mutationFields((t) => ({
       ctx.services.tasks.reportProgress(String(args.id), args.leaseToken, { progress: args.progress, message: args.message }),
   }),
   completeTask: t.field({
+    authScopes: { work: true },
     type: TaskRef,
     description: 'RUNNING -> COMPLETED by the lease holder: result, status and progress 100 are stored together.',
     args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), result: t.arg({ type: 'JSON' }) },
     resolve: (_root, args, ctx) => ctx.services.tasks.complete(String(args.id), args.leaseToken, args.result),
   }),
   failTask: t.field({
+    authScopes: { work: true },
     type: TaskRef,
     description: 'RUNNING -> FAILED by the lease holder.',
     args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), error: t.arg.string({ required: true }) },
     resolve: (_root, args, ctx) => ctx.services.tasks.fail(String(args.id), args.leaseToken, args.error),
   }),
   releaseTask: t.field({
+    authScopes: { work: true },
     type: TaskRef,
     description: 'RUNNING -> PENDING by the lease holder, e.g. a worker shutting down: another worker can claim it.',
     args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), reason: t.arg.string() },
     resolve: (_root, args, ctx) => ctx.services.tasks.release(String(args.id), args.leaseToken, args.reason),
   }),
   stopTask: t.field({
+    authScopes: { operate: true },
     type: TaskRef,
     description: 'PENDING or RUNNING -> CANCELLED. The worker loses its lease.',
     args: { id: t.arg.id({ required: true }), reason: t.arg.string() },
     resolve: (_root, args, ctx) => ctx.services.tasks.stop(String(args.id), { reason: args.reason, actor: ctx.actor }),
   }),
   forceComplete: t.field({
+    authScopes: { operate: true },
     type: TaskRef,
     description: 'RUNNING -> CANCELLED or FAILED whatever its worker is doing, for a stuck task.',
     args: {
@@ -197,6 +209,7 @@ builder.mutationFields((t) => ({
       ctx.services.tasks.forceComplete(String(args.id), { status: args.status, reason: args.reason, actor: ctx.actor }),
   }),
   deleteTask: t.field({
+    authScopes: { operate: true },
     type: 'ID',
     description: 'Deletes a terminal task (TASK_NOT_TERMINAL otherwise). Its history is kept.',
     args: { id: t.arg.id({ required: true }) },

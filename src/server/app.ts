@@ -1,19 +1,39 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { blockFieldSuggestionsPlugin } from '@escape.tech/graphql-armor-block-field-suggestions';
+import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit';
+import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
+import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives';
+import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
+import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-yoga';
-import { WebSocketServer } from 'ws';
+import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { unauthenticated } from '../auth/access.js';
+import type { Principal } from '../auth/roles.js';
+import type { Limits } from '../config.js';
+import { TaskwardenError } from '../errors.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema, type Context } from '../graphql/index.js';
 import type { Logger } from '../log.js';
 import type { Services } from '../services.js';
+import { createConnectionRegistry, endable } from './connections.js';
+import { useFieldRepeatLimit } from './field-repeats.js';
+import { useRequestLimits } from './request-limits.js';
 
 export const GRAPHQL_PATH = '/graphql';
+/** How often one field may repeat within a selection set (repeats merge, so more is never needed). */
+const MAX_FIELD_REPEATS = 3;
 
 export interface AppOptions {
   services: Services;
   log: Logger;
+  limits: Limits;
+  /** Introspection, field suggestions and GraphiQL; off in production unless enabled. */
+  introspection: boolean;
   /** Readiness beyond "the process runs": database reachable and migrated, monitor scheduled. */
   ready?: () => Promise<boolean>;
 }
@@ -25,22 +45,64 @@ export interface App {
   start(port: number, host?: string): Promise<string>;
   /**
    * Shuts down in order: stop accepting, close subscriptions (WebSocket close
-   * code 1001, SSE streams completed), let in-flight requests finish (up to
-   * `timeoutMs`, then cut them off).
+   * code 1001, so clients reconnect elsewhere; SSE streams completed), let
+   * in-flight requests finish (up to `timeoutMs`, then cut them off).
    */
   stop(timeoutMs?: number): Promise<void>;
 }
 
+type SocketExtra = {
+  request: IncomingMessage;
+  socket: WebSocket;
+  principal?: Principal;
+  release?: () => void;
+};
+
 /** The HTTP and WebSocket front of the API. Owns no data: services and the database are the caller's. */
-export function createApp({ services, log, ready }: AppOptions): App {
+export function createApp({ services, log, limits, introspection, ready }: AppOptions): App {
   const yogaLog = log.child({ component: 'graphql' });
+  const connections = createConnectionRegistry({ maxPerPrincipal: limits.connectionsPerToken });
+
+  const context = async (initial: Record<string, unknown>): Promise<Context> => {
+    const socket = initial.socket as WebSocket | undefined;
+    const principal =
+      (initial.principal as Principal | undefined) ??
+      (await services.access.authenticate((initial.request as Request).headers.get('authorization')).catch((error: unknown) => {
+        throw asHttpError(error);
+      }));
+    return {
+      services,
+      principal,
+      actor: principal.source === 'open' ? undefined : principal.name,
+      verdicts: new WeakMap(),
+      // A WebSocket was registered when it connected; an SSE stream is a connection of its own.
+      live: (source) => {
+        if (socket) return source;
+        let release = () => {};
+        const { iterator, end } = endable(source, () => release());
+        release = connections.add(principal, (reason) => end(unauthenticated(reason)));
+        return iterator;
+      },
+    };
+  };
+
+  const armor: Plugin[] = [
+    maxDepthPlugin({ n: limits.depth, exposeLimits: true, flattenFragments: true }),
+    costLimitPlugin({ maxCost: limits.cost, exposeLimits: true }),
+    maxAliasesPlugin({ n: limits.aliases, exposeLimits: true }),
+    maxDirectivesPlugin({ n: limits.directives, exposeLimits: true }),
+    maxTokensPlugin({ n: limits.tokens, exposeLimits: true }),
+    useFieldRepeatLimit(MAX_FIELD_REPEATS),
+  ] as Plugin[];
+
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     healthCheckEndpoint: '/health',
     landingPage: false,
-    graphiql: { title: 'Taskwarden', subscriptionsProtocol: 'WS' },
-    context: (): Context => ({ services, verdicts: new WeakMap() }),
+    batching: false,
+    graphiql: introspection ? { title: 'Taskwarden', subscriptionsProtocol: 'WS' } : false,
+    context,
     maskedErrors: { maskError: (error, message) => maskError(error, message) },
     logging: {
       debug: (...args) => yogaLog.debug(args.length === 1 ? args[0] : args),
@@ -49,22 +111,50 @@ export function createApp({ services, log, ready }: AppOptions): App {
       error: (...args) => yogaLog.error(args.length === 1 ? args[0] : args),
     },
     plugins: [
+      useRequestLimits({ path: GRAPHQL_PATH, maxBodyBytes: limits.bodyBytes }),
+      ...armor,
+      ...(introspection ? [] : [useDisableIntrospection(), blockFieldSuggestionsPlugin() as Plugin]),
       useInputErrorCodes(),
       useReadinessCheck({ endpoint: '/ready', check: async () => (ready ? ready() : true) }),
     ],
   });
 
   const server = createServer(yoga);
-  const sockets = new WebSocketServer({ server, path: GRAPHQL_PATH });
+  const sockets = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: limits.bodyBytes });
 
   // graphql-ws over the same path, through yoga's envelop, so WebSocket
   // operations get the same context, plugins and error masking as HTTP.
-  useServer<Record<string, unknown>, { request: IncomingMessage }>(
+  useServer<Record<string, unknown>, SocketExtra>(
     {
       execute: (args) => (args.rootValue as Enveloped).execute(args),
       subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
+      onConnect: async (ctx) => {
+        const { socket } = ctx.extra;
+        try {
+          const principal = await services.access.authenticate(ctx.connectionParams?.authorization);
+          ctx.extra.principal = principal;
+          ctx.extra.release = connections.add(principal, (reason) => socket.close(CloseCode.Unauthorized, reason));
+          return true;
+        } catch (error) {
+          const known = error instanceof TaskwardenError;
+          const code = known && error.code === 'LIMIT_EXCEEDED' ? CloseCode.Forbidden : CloseCode.Unauthorized;
+          socket.close(code, known ? error.message.slice(0, 120) : 'Unauthorized');
+          return false;
+        }
+      },
+      onClose: (ctx) => ctx.extra.release?.(),
       onSubscribe: async (ctx, _id, payload) => {
-        const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload });
+        // graphql-ws has already counted this one in ctx.subscriptions.
+        if (Object.keys(ctx.subscriptions).length > limits.subscriptionsPerConnection) {
+          return [new GraphQLError(`At most ${limits.subscriptionsPerConnection} subscriptions per connection.`, { extensions: { code: 'LIMIT_EXCEEDED' } })];
+        }
+        const enveloped = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          principal: ctx.extra.principal,
+          params: payload,
+        });
         let document;
         try {
           document = enveloped.parse(payload.query);
@@ -87,6 +177,12 @@ export function createApp({ services, log, ready }: AppOptions): App {
     sockets,
   );
 
+  // A revoked token loses its live connections at once, on every instance.
+  const revocations = services.bus.subscribe('token:changed');
+  void (async () => {
+    for await (const change of revocations) if (change.tokenId) connections.closeAll(change.tokenId, 'token revoked');
+  })();
+
   return {
     server,
     yoga,
@@ -105,6 +201,7 @@ export function createApp({ services, log, ready }: AppOptions): App {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const client of sockets.clients) client.close(1001, 'Server shutting down');
       sockets.close();
+      await revocations.return?.();
       services.bus.endSubscriptions();
       server.closeIdleConnections();
       let timer: NodeJS.Timeout | undefined;
@@ -120,6 +217,16 @@ export function createApp({ services, log, ready }: AppOptions): App {
       clearTimeout(timer);
     },
   };
+}
+
+/** An authentication failure as HTTP 401, with its code, before any execution. */
+function asHttpError(error: unknown): unknown {
+  if (error instanceof TaskwardenError && error.code === 'UNAUTHENTICATED') {
+    return new GraphQLError(error.message, {
+      extensions: { code: error.code, http: { status: 401, headers: { 'www-authenticate': 'Bearer' } } },
+    });
+  }
+  return error;
 }
 
 type Enveloped = ReturnType<YogaServerInstance<Record<string, unknown>, Context>['getEnveloped']>;

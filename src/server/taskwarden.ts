@@ -36,15 +36,18 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
   const ownsDb = !options.db;
   const db = options.db ?? (await openDatabase(databaseTarget(config)));
   if (db.applied.length) log.info({ migrations: db.applied }, 'applied database migrations');
-  const bus = createEventBus({ redisUrl: config.redisUrl });
-  const services = createServices({ prisma: db.prisma, clock, bus, monitor: config.monitor, log });
+  const bus = createEventBus({ redisUrl: config.redisUrl, bufferSize: config.limits.subscriptionBuffer });
+  const services = createServices({ prisma: db.prisma, clock, bus, monitor: config.monitor, log, envTokens: config.envTokens });
   const app = createApp({
     services,
     log,
+    limits: config.limits,
+    introspection: config.introspection,
     ready: async () => (await db.ready()) && (!config.monitor.enabled || services.monitor.status().running),
   });
   let url: string;
   try {
+    await services.access.assertSafeToListen(config.host);
     url = await app.start(config.port, config.host);
   } catch (error) {
     await bus.close();

@@ -1,0 +1,160 @@
+import { createHash, randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import type { Clock } from '../clock.js';
+import { badInput, TaskwardenError } from '../errors.js';
+import type { EventBus } from '../events.js';
+import type { PrismaClient } from '../generated/prisma/client.js';
+import type { TokenRole } from '../generated/prisma/enums.js';
+import { roles, type Principal, type Role } from './roles.js';
+
+const scrypt = promisify(scryptCallback) as (secret: string, salt: string, keylen: number, options: { N: number }) => Promise<Buffer>;
+
+/**
+ * scrypt, not a plain digest: a leaked table must not hand out working
+ * tokens, and the API is also used with TASKWARDEN_TOKENS secrets that people
+ * choose. Verifying costs tens of milliseconds, so verified tokens are cached
+ * (see VERIFIED_TTL_MS); revocation clears the cache on every instance.
+ */
+const SCRYPT_N = 2 ** 14;
+const VERIFIED_TTL_MS = 60_000;
+const TOKENS_EXIST_TTL_MS = 5_000;
+const PREFIX = 'tw';
+
+/** A token as listed: never its secret. */
+export interface TokenInfo {
+  name: string;
+  role: Role;
+  source: 'database' | 'environment';
+  createdAt: Date | null;
+  createdBy: string | null;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+}
+
+/** A token given at start (TASKWARDEN_TOKENS=name:role:secret,...) for deployments that keep secrets in their orchestrator. */
+export interface EnvToken {
+  name: string;
+  role: Role;
+  secret: string;
+}
+
+export type TokenService = ReturnType<typeof createTokenService>;
+
+export const tokenName = (name: string) => {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(name)) {
+    throw badInput('name', 'must be 1 to 64 letters, digits or _ . @ -, starting with a letter or digit');
+  }
+  return name;
+};
+
+export function createTokenService({ prisma, clock, bus, envTokens = [] }: { prisma: PrismaClient; clock: Clock; bus: EventBus; envTokens?: EnvToken[] }) {
+  const env = envTokens.map((token) => ({ ...token, digest: sha256(token.secret) }));
+  const verified = new Map<string, { principal: Principal; until: number }>();
+  let existence: { value: boolean; until: number } | undefined;
+
+  const toInfo = (row: { name: string; role: TokenRole; createdAt: Date; createdBy: string; lastUsedAt: Date | null; revokedAt: Date | null }): TokenInfo => ({
+    name: row.name,
+    role: row.role.toLowerCase() as Role,
+    source: 'database',
+    createdAt: row.createdAt,
+    createdBy: row.createdBy,
+    lastUsedAt: row.lastUsedAt,
+    revokedAt: row.revokedAt,
+  });
+
+  // Another instance revoked or created a token: forget what this one cached.
+  void (async () => {
+    for await (const change of bus.subscribe('token:changed')) {
+      existence = undefined;
+      if (change.tokenId) for (const [key, entry] of verified) if (entry.principal.tokenId === change.tokenId) verified.delete(key);
+    }
+  })();
+
+  return {
+    /** Whether any token exists: with none, a loopback-only server is open to all. */
+    async any(): Promise<boolean> {
+      if (env.length > 0) return true;
+      if (existence && existence.until > Date.now()) return existence.value;
+      const value = (await prisma.apiToken.count({ where: { revokedAt: null } })) > 0;
+      existence = { value, until: Date.now() + TOKENS_EXIST_TTL_MS };
+      return value;
+    },
+
+    /** Creates a token; the secret is in the returned string only and cannot be read again. */
+    async create(input: { name: string; role: string; createdBy: string }): Promise<{ token: string; info: TokenInfo }> {
+      const name = tokenName(input.name);
+      const role = input.role.toLowerCase();
+      if (!(roles as readonly string[]).includes(role)) throw badInput('role', `must be one of ${roles.join(', ')}`);
+      if (env.some((t) => t.name === name)) throw new TaskwardenError('INVALID_TRANSITION', `A token named ${name} is given in TASKWARDEN_TOKENS.`);
+      const id = randomBytes(9).toString('base64url');
+      const secret = randomBytes(32).toString('base64url');
+      const salt = randomBytes(16).toString('base64url');
+      const hash = (await scrypt(secret, salt, 32, { N: SCRYPT_N })).toString('base64url');
+      const row = await prisma.$transaction(async (tx) => {
+        // Names are unique among live tokens (a revoked name may be reused); the lock makes the check-then-insert safe.
+        await tx.$queryRaw`SELECT pg_advisory_xact_lock(${0x70ce_7015})::text`;
+        if (await tx.apiToken.findFirst({ where: { name, revokedAt: null } })) {
+          throw new TaskwardenError('INVALID_TRANSITION', `A token named ${name} exists; revoke it first or choose another name.`);
+        }
+        return tx.apiToken.create({
+          data: { id, name, role: role.toUpperCase() as TokenRole, salt, hash, createdAt: clock.now(), createdBy: input.createdBy },
+        });
+      });
+      existence = undefined;
+      bus.publish('token:changed', { tokenId: null, name });
+      return { token: `${PREFIX}_${id}_${secret}`, info: toInfo(row) };
+    },
+
+    async list(): Promise<TokenInfo[]> {
+      const rows = await prisma.apiToken.findMany({ orderBy: [{ revokedAt: { sort: 'desc', nulls: 'first' } }, { createdAt: 'asc' }] });
+      const fromEnv: TokenInfo[] = env.map((t) => ({ name: t.name, role: t.role, source: 'environment', createdAt: null, createdBy: null, lastUsedAt: null, revokedAt: null }));
+      return [...fromEnv, ...rows.map(toInfo)];
+    },
+
+    /** Revokes the live token of that name; its open subscriptions are closed (see server/connections.ts). */
+    async revoke(name: string, revokedBy: string): Promise<{ info: TokenInfo; tokenId: string }> {
+      tokenName(name);
+      if (env.some((t) => t.name === name)) {
+        throw new TaskwardenError('INVALID_TRANSITION', `${name} comes from TASKWARDEN_TOKENS: remove it there and restart.`);
+      }
+      const live = await prisma.apiToken.findFirst({ where: { name, revokedAt: null } });
+      if (!live) throw new TaskwardenError('NOT_FOUND', `No live token is named ${name}.`);
+      const row = await prisma.apiToken.update({ where: { id: live.id }, data: { revokedAt: clock.now(), revokedBy } });
+      for (const [key, entry] of verified) if (entry.principal.tokenId === live.id) verified.delete(key);
+      existence = undefined;
+      bus.publish('token:changed', { tokenId: live.id, name });
+      return { info: toInfo(row), tokenId: live.id };
+    },
+
+    /** The principal a bearer token stands for, or null when it is not a live token. */
+    async verify(bearer: string): Promise<Principal | null> {
+      const key = sha256(bearer);
+      const cached = verified.get(key);
+      if (cached && cached.until > Date.now()) return cached.principal;
+      verified.delete(key);
+      const principal = await lookup(bearer);
+      if (principal) verified.set(key, { principal, until: Date.now() + VERIFIED_TTL_MS });
+      return principal;
+    },
+  };
+
+  async function lookup(bearer: string): Promise<Principal | null> {
+    const match = new RegExp(`^${PREFIX}_([A-Za-z0-9_-]{12})_([A-Za-z0-9_-]{43})$`).exec(bearer);
+    if (match) {
+      const row = await prisma.apiToken.findUnique({ where: { id: match[1]! } });
+      if (!row || row.revokedAt) return null;
+      const hash = await scrypt(match[2]!, row.salt, 32, { N: SCRYPT_N });
+      if (!timingSafeEqual(hash, Buffer.from(row.hash, 'base64url'))) return null;
+      await prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: clock.now() } }).catch(() => {});
+      return { name: row.name, role: row.role.toLowerCase() as Role, tokenId: row.id, source: 'database' };
+    }
+    const digest = sha256(bearer);
+    const fromEnv = env.find((t) => timingSafeEqual(Buffer.from(t.digest, 'hex'), Buffer.from(digest, 'hex')));
+    return fromEnv ? { name: fromEnv.name, role: fromEnv.role, tokenId: `env:${fromEnv.name}`, source: 'environment' } : null;
+  }
+}
+
+function sha256(text: string) {
+  return createHash('sha256').update(text).digest('hex');
+}
+

@@ -1,0 +1,95 @@
+import { TaskwardenError } from '../errors.js';
+import type { Principal } from '../auth/roles.js';
+
+export type ConnectionRegistry = ReturnType<typeof createConnectionRegistry>;
+
+/**
+ * Live connections (graphql-ws sockets, SSE subscription streams) per
+ * principal: caps how many one token may hold, and closes them all when
+ * that token is revoked.
+ */
+export function createConnectionRegistry({ maxPerPrincipal }: { maxPerPrincipal: number }) {
+  const byPrincipal = new Map<string, Set<(reason: string) => void>>();
+  const keyOf = (principal: Principal) => principal.tokenId ?? 'open';
+
+  return {
+    /** Registers a connection and returns its release; LIMIT_EXCEEDED past the cap. */
+    add(principal: Principal, close: (reason: string) => void): () => void {
+      const key = keyOf(principal);
+      const set = byPrincipal.get(key) ?? new Set();
+      if (set.size >= maxPerPrincipal) {
+        throw new TaskwardenError('LIMIT_EXCEEDED', `At most ${maxPerPrincipal} live connections per token; close one first.`);
+      }
+      set.add(close);
+      byPrincipal.set(key, set);
+      return () => {
+        set.delete(close);
+        if (set.size === 0 && byPrincipal.get(key) === set) byPrincipal.delete(key);
+      };
+    },
+    closeAll(tokenId: string, reason: string) {
+      for (const close of [...(byPrincipal.get(tokenId) ?? [])]) close(reason);
+    },
+    get size() {
+      let n = 0;
+      for (const set of byPrincipal.values()) n += set.size;
+      return n;
+    },
+  };
+}
+
+/**
+ * Wraps a subscription's source so it can be ended from outside (a revoked
+ * token): the pending read fails with `error`, and the source is closed.
+ * `onFinish` runs once, however it ends.
+ */
+export function endable<T>(source: AsyncIterable<T>, onFinish: () => void): { iterator: AsyncIterableIterator<T>; end(error: Error): void } {
+  const inner = source[Symbol.asyncIterator]();
+  let ended: Error | undefined;
+  let finished = false;
+  let wake: ((error: Error) => void) | undefined;
+  const stopped = new Promise<never>((_, reject) => (wake = reject));
+  stopped.catch(() => {});
+  const finish = () => {
+    if (!finished) {
+      finished = true;
+      onFinish();
+    }
+  };
+  const iterator: AsyncIterableIterator<T> = {
+    async next() {
+      if (ended) throw ended;
+      try {
+        const result = await Promise.race([inner.next(), stopped]);
+        if (result.done) finish();
+        return result;
+      } catch (error) {
+        finish();
+        throw error;
+      }
+    },
+    async return() {
+      finish();
+      await inner.return?.();
+      return { value: undefined, done: true };
+    },
+    async throw(error) {
+      finish();
+      await inner.return?.();
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return {
+    iterator,
+    end(error) {
+      if (ended) return;
+      ended = error;
+      finish();
+      wake?.(error);
+      void inner.return?.();
+    },
+  };
+}

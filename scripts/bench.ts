@@ -13,7 +13,7 @@ import { openDatabase, type Database } from '../src/db/open.js';
 import { createEventBus } from '../src/events.js';
 import { sweep } from '../src/monitor/sweep.js';
 import { startTaskwarden } from '../src/server/taskwarden.js';
-import { createTaskService } from '../src/tasks/service.js';
+import { createServices } from '../src/services.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,8 +35,7 @@ const time = async (fn: () => Promise<unknown>) => {
 
 async function progressReports(db: Database, n: number) {
   await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskEvent", "MonitorSweep"');
-  const clock = manualClock(new Date());
-  const tasks = createTaskService({ prisma: db.prisma, clock, bus: createEventBus() });
+  const { tasks } = servicesOver(db, manualClock(new Date()));
   const workers = 8;
   const leases = await Promise.all(
     Array.from({ length: workers }, async (_, i) => {
@@ -148,11 +147,10 @@ async function sweeps(db: Database, running: number, finishedCounts: number[]) {
       SELECT 'running ' || g, 'RUNNING', now(), now(), now(), now(), md5(g::text), 1 FROM generate_series(1, ${running}) g`);
     await db.prisma.$executeRawUnsafe('ANALYZE "Task"');
     const clock = manualClock(new Date(Date.now() + 60_000)); // nothing is stuck yet: measures the scan itself
-    const bus = createEventBus();
-    const tasks = createTaskService({ prisma: db.prisma, clock, bus });
+    const services = servicesOver(db, clock);
     const samples: number[] = [];
     for (let i = 0; i < 7; i++) {
-      samples.push(await time(() => sweep({ prisma: db.prisma, tasks, clock, bus }, { timeoutMs: 3600_000, action: 'cancel', actor: 'monitor', trigger: 'schedule' })));
+      samples.push(await time(() => sweep({ ...services, prisma: db.prisma }, { timeoutMs: 3600_000, action: 'cancel', actor: 'monitor', trigger: 'schedule' })));
     }
     const plan = (await db.prisma.$queryRawUnsafe<{ 'QUERY PLAN': string }[]>(
       `EXPLAIN SELECT * FROM "Task" WHERE status = 'RUNNING' ORDER BY "startedAt"`,
@@ -164,6 +162,16 @@ async function sweeps(db: Database, running: number, finishedCounts: number[]) {
     });
   }
   return rows;
+}
+
+function servicesOver(db: Database, clock: ReturnType<typeof manualClock>) {
+  return createServices({
+    prisma: db.prisma,
+    clock,
+    bus: createEventBus(),
+    monitor: { enabled: false, intervalMs: 60_000, stuckTimeoutMs: 3_600_000, action: 'cancel' },
+    log,
+  });
 }
 
 async function main() {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import ms from 'ms';
 import { z } from 'zod';
 import { roles, type Role } from './auth/roles.js';
@@ -7,6 +8,11 @@ import { TaskwardenError } from './errors.js';
 export const stuckActions = ['cancel', 'fail', 'retry', 'none'] as const;
 /** What the monitor does with a stuck task. */
 export type StuckAction = (typeof stuckActions)[number];
+
+export const webhookFormats = ['json', 'slack', 'feishu'] as const;
+export type WebhookFormat = (typeof webhookFormats)[number];
+export const alertRules = ['task.stuck', 'task.failed', 'failures.burst', 'monitor.failing', 'task.pending'] as const;
+export type AlertRule = (typeof alertRules)[number];
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -55,6 +61,39 @@ const envTokens = z.string().transform((text, ctx) => {
   return tokens;
 });
 
+const webhookEntry = z.object({
+  url: z.string().regex(/^https?:\/\/.+/, 'expected an http(s) URL'),
+  format: z.enum(webhookFormats).default('json'),
+  rules: z.array(z.enum(alertRules)).optional(),
+  kinds: z.array(z.string().min(1)).optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+});
+
+const webhookUrls = z.string().transform((text, ctx) => {
+  const hooks: WebhookConfig[] = [];
+  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const match = /^(?:(json|slack|feishu)=)?(https?:\/\/\S+)$/.exec(entry);
+    if (!match) {
+      ctx.addIssue({ code: 'custom', message: 'expected http(s) URLs separated by commas, each optionally prefixed with slack= or feishu=' });
+      return z.NEVER;
+    }
+    hooks.push({ url: match[2]!, format: (match[1] as WebhookFormat | undefined) ?? 'json' });
+  }
+  return hooks;
+});
+
+const alertConfigFile = z.string().transform((path, ctx) => {
+  try {
+    const parsed = z.object({ webhooks: z.array(webhookEntry) }).safeParse(JSON.parse(readFileSync(path, 'utf8')));
+    if (parsed.success) return parsed.data.webhooks as WebhookConfig[];
+    const issue = parsed.error.issues[0]!;
+    ctx.addIssue({ code: 'custom', message: `${path}: ${issue.path.join('.')}: ${issue.message}` });
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `could not read ${path} as JSON (${(error as Error).message})` });
+  }
+  return z.NEVER;
+});
+
 const envSchema = z.object({
   PORT: z.coerce
     .number({ message: 'expected a port number' })
@@ -87,6 +126,15 @@ const envSchema = z.object({
   MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt(20).default(20),
   MAX_CONNECTIONS_PER_TOKEN: positiveInt(20).default(20),
   SUBSCRIPTION_BUFFER: positiveInt(1000).default(1000),
+  ALERT_WEBHOOK_URLS: webhookUrls.default([]),
+  ALERT_CONFIG: alertConfigFile.optional(),
+  ALERT_BURST_COUNT: positiveInt(5).default(5),
+  ALERT_BURST_WINDOW: duration('10m').default(ms('10m')),
+  ALERT_SWEEP_FAILURES: positiveInt(3).default(3),
+  ALERT_PENDING_AFTER: duration('2h').optional(),
+  ALERT_MAX_ATTEMPTS: positiveInt(8).default(8),
+  ALERT_RETRY_BASE: duration('2s').default(ms('2s')),
+  ALERT_POLL_INTERVAL: duration('5s').default(ms('5s')),
 });
 
 export interface MonitorSettings {
@@ -112,6 +160,33 @@ export interface Limits {
   subscriptionBuffer: number;
 }
 
+
+/** A webhook alerts go to: optionally only some rules or task kinds; a plain JSON body or a Slack/Feishu text message. */
+export interface WebhookConfig {
+  url: string;
+  format: WebhookFormat;
+  rules?: AlertRule[];
+  kinds?: string[];
+  headers?: Record<string, string>;
+}
+
+export interface AlertSettings {
+  webhooks: WebhookConfig[];
+  /** This many failures of one kind within the window make a burst alert (once per window). */
+  burstCount: number;
+  burstWindowMs: number;
+  /** Sweeps failing in a row before the monitor itself is alerted on. */
+  sweepFailures: number;
+  /** Alert on tasks waiting in PENDING longer than this; off when unset. */
+  pendingAfterMs?: number;
+  /** Delivery attempts per webhook before an alert is marked FAILED (it can be retried). */
+  maxAttempts: number;
+  /** First retry delay; doubles each attempt (with jitter), up to 5 minutes. */
+  retryBaseMs: number;
+  /** How often the delivery loop looks for due deliveries when not woken by a new alert. */
+  pollIntervalMs: number;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -128,6 +203,7 @@ export interface Config {
   /** Introspection and field suggestions; off by default when NODE_ENV=production. */
   introspection: boolean;
   limits: Limits;
+  alerts: AlertSettings;
 }
 
 /**
@@ -169,6 +245,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       subscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
       connectionsPerToken: e.MAX_CONNECTIONS_PER_TOKEN,
       subscriptionBuffer: e.SUBSCRIPTION_BUFFER,
+    },
+    alerts: {
+      webhooks: [...e.ALERT_WEBHOOK_URLS, ...(e.ALERT_CONFIG ?? [])],
+      burstCount: e.ALERT_BURST_COUNT,
+      burstWindowMs: e.ALERT_BURST_WINDOW,
+      sweepFailures: e.ALERT_SWEEP_FAILURES,
+      pendingAfterMs: e.ALERT_PENDING_AFTER,
+      maxAttempts: e.ALERT_MAX_ATTEMPTS,
+      retryBaseMs: e.ALERT_RETRY_BASE,
+      pollIntervalMs: e.ALERT_POLL_INTERVAL,
     },
   };
 }

@@ -1,14 +1,18 @@
 import type { Logger } from 'pino';
+import { createAlertService, type AlertService } from './alerts/service.js';
 import { createAccess, type Access } from './auth/access.js';
 import { createTokenService, type EnvToken, type TokenService } from './auth/tokens.js';
 import type { Clock } from './clock.js';
-import type { MonitorSettings } from './config.js';
+import type { AlertSettings, MonitorSettings } from './config.js';
 import type { EventBus } from './events.js';
 import type { PrismaClient } from './generated/prisma/client.js';
 import { createMonitor, type Monitor } from './monitor/monitor.js';
 import { createLiveService, type LiveService } from './tasks/live.js';
 import { createTaskService, type TaskService } from './tasks/service.js';
 import { createStatsService, type StatsService } from './tasks/stats.js';
+import type { RecordedChange } from './tasks/sql/record-change.js';
+import type { SweepReport } from './monitor/sweep.js';
+import type { DeliveryOutcome } from './alerts/delivery.js';
 
 /** Everything the API works with; none of it knows about GraphQL. */
 export interface Services {
@@ -21,6 +25,7 @@ export interface Services {
   monitor: Monitor;
   tokens: TokenService;
   access: Access;
+  alerts: AlertService;
 }
 
 export function createServices(deps: {
@@ -30,9 +35,18 @@ export function createServices(deps: {
   monitor: MonitorSettings;
   log: Logger;
   envTokens?: EnvToken[];
+  alerts?: AlertSettings;
+  observe?: Observers;
 }): Services {
   const { prisma, clock, bus, log } = deps;
-  const tasks = createTaskService({ prisma, clock, bus });
+  const alerts = createAlertService({
+    prisma,
+    clock,
+    settings: deps.alerts ?? defaultAlertSettings,
+    log: log.child({ component: 'alerts' }),
+    onDelivery: deps.observe?.delivery,
+  });
+  const tasks = createTaskService({ prisma, clock, bus, alerts, observe: deps.observe?.change });
   const tokens = createTokenService({ prisma, clock, bus, envTokens: deps.envTokens });
   return {
     prisma,
@@ -41,8 +55,27 @@ export function createServices(deps: {
     tasks,
     stats: createStatsService({ prisma, clock, stuckTimeoutMs: deps.monitor.stuckTimeoutMs }),
     live: createLiveService({ bus, tasks }),
-    monitor: createMonitor({ prisma, tasks, clock, bus, settings: deps.monitor, log: log.child({ component: 'monitor' }) }),
+    monitor: createMonitor({ prisma, tasks, clock, bus, alerts, settings: deps.monitor, log: log.child({ component: 'monitor' }), onSweep: deps.observe?.sweep }),
     tokens,
     access: createAccess({ tokens, log }),
+    alerts,
   };
 }
+
+/** Hooks for metrics: what this instance itself did. */
+export interface Observers {
+  change?: (change: RecordedChange) => void;
+  sweep?: (report: SweepReport) => void;
+  delivery?: (outcome: DeliveryOutcome) => void;
+}
+
+/** Alerting with no webhook: alerts are still recorded, queryable, and sent to subscribers. */
+export const defaultAlertSettings: AlertSettings = {
+  webhooks: [],
+  burstCount: 5,
+  burstWindowMs: 10 * 60_000,
+  sweepFailures: 3,
+  maxAttempts: 8,
+  retryBaseMs: 2000,
+  pollIntervalMs: 5000,
+};

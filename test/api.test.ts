@@ -214,7 +214,7 @@ describe('unexpected errors', () => {
     await database.db.prisma.$executeRawUnsafe('DROP TABLE "TaskEvent"');
     const result = await server.gql(`mutation { createTask(input: { name: "x" }) { id } }`);
     expect(result.errors).toEqual([
-      { message: 'Unexpected error.', locations: expect.any(Array), path: ['createTask'], extensions: { code: 'INTERNAL_SERVER_ERROR' } },
+      { message: 'Unexpected error.', locations: expect.any(Array), path: ['createTask'], extensions: { code: 'INTERNAL_SERVER_ERROR', requestId: expect.any(String) } },
     ]);
     expect(JSON.stringify(result)).not.toMatch(/TaskEvent|relation|stack|at /);
     // And the failed statement left nothing half-written.

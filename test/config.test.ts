@@ -25,7 +25,34 @@ describe('configuration', () => {
         connectionsPerToken: 20,
         subscriptionBuffer: 1000,
       },
+      alerts: {
+        webhooks: [],
+        burstCount: 5,
+        burstWindowMs: 600_000,
+        sweepFailures: 3,
+        pendingAfterMs: undefined,
+        maxAttempts: 8,
+        retryBaseMs: 2000,
+        pollIntervalMs: 5000,
+      },
     });
+  });
+
+  it('reads webhooks from ALERT_WEBHOOK_URLS and from an ALERT_CONFIG file, with filters and formats', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const file = join(mkdtempSync(join(tmpdir(), 'tw-alerts-')), 'alerts.json');
+    writeFileSync(file, JSON.stringify({ webhooks: [{ url: 'https://ops.example/hook', rules: ['task.stuck'], kinds: ['backtest'], headers: { 'x-key': 'k' } }] }));
+    const config = loadConfig({ ALERT_WEBHOOK_URLS: 'https://a.example/in, slack=https://hooks.slack.com/services/T/B/X,feishu=https://open.feishu.cn/hook/1', ALERT_CONFIG: file });
+    expect(config.alerts.webhooks).toEqual([
+      { url: 'https://a.example/in', format: 'json' },
+      { url: 'https://hooks.slack.com/services/T/B/X', format: 'slack' },
+      { url: 'https://open.feishu.cn/hook/1', format: 'feishu' },
+      { url: 'https://ops.example/hook', format: 'json', rules: ['task.stuck'], kinds: ['backtest'], headers: { 'x-key': 'k' } },
+    ]);
+    writeFileSync(file, JSON.stringify({ webhooks: [{ url: 'ftp://nope' }] }));
+    expect(() => loadConfig({ ALERT_CONFIG: file })).toThrow(/ALERT_CONFIG=.*webhooks\.0\.url: expected an http\(s\) URL/);
   });
 
   it('reads API tokens given in the environment, and turns introspection off in production', () => {
@@ -84,6 +111,8 @@ describe('configuration', () => {
     ['LOG_LEVEL', 'loud', 'LOG_LEVEL="loud": expected one of fatal, error, warn, info, debug, trace, silent'],
     ['TASKWARDEN_TOKENS', 'ops:root:short', 'TASKWARDEN_TOKENS="ops:root:short": expected name:role:secret entries'],
     ['MAX_QUERY_DEPTH', '0', 'MAX_QUERY_DEPTH="0": expected a whole number such as 6'],
+    ['ALERT_WEBHOOK_URLS', 'hooks.example', 'ALERT_WEBHOOK_URLS="hooks.example": expected http(s) URLs separated by commas'],
+    ['ALERT_BURST_WINDOW', 'soon', 'ALERT_BURST_WINDOW="soon": expected a duration such as 10m, 90s or 1h'],
   ])('rejects %s=%s with a message naming the variable', (name, value, message) => {
     expect(() => loadConfig({ [name]: value })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(message) }));
   });

@@ -99,7 +99,7 @@ describe('mutations under random input', () => {
           });
         }
       }),
-      { numRuns: 250 },
+      { numRuns: Number(process.env.FUZZ_RUNS ?? 250) },
     );
     expect((await fetch(server.url.replace('/graphql', '/health'))).status).toBe(200);
   });

@@ -22,7 +22,7 @@ describe.each(databaseKinds)('stuck detection and the monitor [%s]', (kind) => {
   afterAll(() => database.close());
   beforeEach(() => database.reset());
 
-  const deps = () => ({ prisma: h.prisma, tasks: h.tasks, clock: h.clock, bus: h.bus });
+  const deps = () => ({ prisma: h.prisma, tasks: h.tasks, clock: h.clock, bus: h.bus, alerts: h.alerts });
   const run = (action: StuckAction, trigger: 'schedule' | 'manual' = 'schedule') =>
     sweep(deps(), { timeoutMs: TIMEOUT, action, actor: 'monitor', trigger });
 
@@ -205,6 +205,7 @@ describe('a monitor whose database went away', () => {
       tasks: h.tasks,
       clock: h.clock,
       bus: h.bus,
+      alerts: h.alerts,
       settings: { enabled: true, intervalMs: 30, stuckTimeoutMs: TIMEOUT, action: 'cancel' },
       log,
     });

@@ -53,3 +53,42 @@ describe('the server process', () => {
     expect(await restarted.exited).toBe(0);
   });
 });
+
+describe('durable alerts', () => {
+  it('sends an alert recorded before a kill -9 once the server is back', { timeout: 120_000 }, async () => {
+    const { startReceiver, until } = await import('./support/receiver.js');
+    const { createServer } = await import('node:net');
+    // A port with nobody listening yet: the first delivery attempts fail and the alert waits in the outbox.
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    const dataDir = tempDataDir();
+    const env = {
+      DATA_DIR: dataDir,
+      MONITOR_INTERVAL: '1s',
+      STUCK_TIMEOUT: '2s',
+      ALERT_WEBHOOK_URLS: `http://127.0.0.1:${port}/hook`,
+      ALERT_RETRY_BASE: '1s',
+      ALERT_POLL_INTERVAL: '500ms',
+    };
+    const first = await spawnServer(env);
+    const { id } = (await post(first.url, 'mutation { createTask(input: { name: "dies unheard" }) { id } }')).data.createTask;
+    await post(first.url, `mutation { startTask(id: "${id}", workerId: "w") { leaseToken } }`);
+    // Nobody is connected: the monitor finds it on its own and writes the alert to the outbox.
+    await until(async () => (await post(first.url, '{ alerts(status: PENDING) { id } }')).data.alerts.length === 1, 20_000);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const receiver = await startReceiver(() => 200, port);
+    const second = await spawnServer(env);
+    await until(() => receiver.accepted.length >= 1, 30_000);
+    expect(receiver.accepted[0]!.body).toMatchObject({ rule: 'task.stuck', task: { id, status: 'CANCELLED' }, details: { reason: 'NO_HEARTBEAT' } });
+    await until(async () => (await post(second.url, '{ alerts(status: DELIVERED) { id } }')).data.alerts.length === 1, 10_000);
+    second.child.kill('SIGTERM');
+    await second.exited;
+    await receiver.close();
+  });
+});

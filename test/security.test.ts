@@ -23,6 +23,7 @@ const operations: Record<string, { permission: Permission; query: string; kind?:
   'Query.monitor': { permission: 'read', query: `{ monitor { enabled } }` },
   'Query.viewer': { permission: 'read', query: `{ viewer { name } }` },
   'Query.apiTokens': { permission: 'admin', query: `{ apiTokens { name } }` },
+  'Query.alerts': { permission: 'read', query: `{ alerts { id } }` },
   'Mutation.createTask': { permission: 'submit', query: `mutation { createTask(input: { name: "x" }) { id } }` },
   'Mutation.startTask': { permission: 'work', query: `mutation { startTask(id: "${ID}", workerId: "w") { leaseToken } }` },
   'Mutation.claimTask': { permission: 'work', query: `mutation { claimTask(workerId: "w", kinds: ["nothing-pending"]) { leaseToken } }` },
@@ -36,6 +37,7 @@ const operations: Record<string, { permission: Permission; query: string; kind?:
   'Mutation.cleanupStuck': { permission: 'operate', query: `mutation { cleanupStuck { autoFix } }` },
   'Mutation.runMonitorSweep': { permission: 'operate', query: `mutation { runMonitorSweep { ran } }` },
   'Mutation.createApiToken': { permission: 'admin', query: `mutation { createApiToken(name: "made-by-test", role: VIEWER) { token } }` },
+  'Mutation.retryAlert': { permission: 'operate', query: `mutation { retryAlert(id: "999999") { id } }` },
   'Mutation.revokeApiToken': { permission: 'admin', query: `mutation { revokeApiToken(name: "no-such-token") { name } }` },
   'Subscription.taskUpdated': { permission: 'read', query: `subscription { taskUpdated { id } }`, kind: 'subscription' },
   'Subscription.taskProgress': { permission: 'read', query: `subscription { taskProgress(id: "${ID}") { id } }`, kind: 'subscription' },
@@ -95,7 +97,7 @@ describe('access control', () => {
         const { json } = await post(server.url, { query }, as(role));
         const codes = (json.errors ?? []).map((e: any) => e.extensions?.code);
         if (allowed) expect(codes).not.toContain('FORBIDDEN');
-        else expect(json.errors).toEqual([expect.objectContaining({ extensions: { code: 'FORBIDDEN', role } })]);
+        else expect(json.errors).toEqual([expect.objectContaining({ extensions: { code: 'FORBIDDEN', role, requestId: expect.any(String) } })]);
       });
     }
   }

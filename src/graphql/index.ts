@@ -5,6 +5,7 @@ import './task-event.js';
 import './stats.js';
 import './monitor.js';
 import './tokens.js';
+import './alerts.js';
 
 export type { Context } from './context.js';
 

@@ -32,6 +32,7 @@ export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log
   let running = false;
   let inFlight: Promise<unknown> = Promise.resolve();
   let consecutiveFailures = 0;
+  let failingSince: Date | undefined;
   let lastError: string | null = null;
 
   /** Sweeps queue behind each other in this process, so none overlaps another. */
@@ -45,7 +46,9 @@ export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log
     return queue({ timeoutMs: settings.stuckTimeoutMs, action: settings.action, actor: actors.monitor, trigger }).then(
       (report) => {
         consecutiveFailures = 0;
+        failingSince = undefined;
         lastError = null;
+        void deps.alerts.flushUnrecorded().catch(() => {});
         if (report.ran && report.found.length > 0) {
           log.warn(
             { scanned: report.scanned, found: report.found.length, handled: report.handled.length, action: report.action },
@@ -59,8 +62,12 @@ export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log
       },
       (error: unknown) => {
         consecutiveFailures += 1;
+        failingSince ??= new Date();
         lastError = error instanceof Error ? error.message : String(error);
         log.error({ err: error, consecutiveFailures }, 'monitor sweep failed; retrying at the next tick');
+        if (consecutiveFailures === deps.alerts.settings.sweepFailures) {
+          void deps.alerts.monitorFailing(consecutiveFailures, lastError, failingSince);
+        }
         throw error;
       },
     );

@@ -3,6 +3,8 @@ import type { StuckAction } from '../config.js';
 import type { EventBus } from '../events.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { TaskService } from '../tasks/service.js';
+import type { AlertService } from '../alerts/service.js';
+import { stuckAlert } from '../alerts/rules.js';
 import { findStuck, type StuckTask } from '../tasks/stuck.js';
 
 /** Why a sweep ran: the monitor's timer, `runMonitorSweep`, or an operator's `cleanupStuck`. */
@@ -43,6 +45,7 @@ export interface SweepDeps {
   tasks: TaskService;
   clock: Clock;
   bus: EventBus;
+  alerts: AlertService;
 }
 
 // One advisory lock key for "the sweeper": only one instance sweeps at a time.
@@ -58,7 +61,7 @@ const SWEEP_HISTORY_MS = 7 * 24 * 3600_000;
  * changes are published after the commit, so nobody hears of a change that
  * was rolled back.
  */
-export async function sweep({ prisma, tasks, clock, bus }: SweepDeps, options: SweepOptions): Promise<SweepReport> {
+export async function sweep({ prisma, tasks, clock, bus, alerts }: SweepDeps, options: SweepOptions): Promise<SweepReport> {
   const startedAt = clock.now();
   const dryRun = options.dryRun ?? false;
   const outcome = await prisma.$transaction(
@@ -79,6 +82,12 @@ export async function sweep({ prisma, tasks, clock, bus }: SweepDeps, options: S
           if (resolution) handled.push({ task: resolution.change.row, verdict, outcome: resolution.outcome, change: resolution.change });
         }
       }
+      // The alerts go into the outbox in this same transaction; the subscription hears exactly those (deduplicated by key).
+      const recorded = await alerts.record(
+        tx,
+        handled.map((h) => stuckAlert(h.task, h.verdict, h.outcome, options.actor, now)),
+      );
+      if (options.trigger !== 'cleanup') recorded.push(...(await alerts.pendingTooLong(tx)));
       if (options.trigger !== 'cleanup') {
         await tx.monitorSweep.deleteMany({ where: { startedAt: { lt: new Date(startedAt.getTime() - SWEEP_HISTORY_MS) } } });
         await tx.monitorSweep.create({
@@ -94,15 +103,18 @@ export async function sweep({ prisma, tasks, clock, bus }: SweepDeps, options: S
           },
         });
       }
-      return { scanned: running.length, found, handled };
+      return { scanned: running.length, found, handled, recorded };
     },
     // A sweep over many running tasks may take a while; the default 5 s would abort it.
     { timeout: 120_000, maxWait: 30_000 },
   );
 
   const detectedAt = clock.now();
+  const alerted = new Set(outcome?.recorded.map((r) => r.key));
+  alerts.committed(outcome?.recorded ?? []);
   for (const { change, verdict, outcome: actionTaken } of outcome?.handled ?? []) {
     tasks.publish(change);
+    if (!alerted.has(stuckAlert(change.row, verdict, actionTaken, options.actor, detectedAt).key)) continue;
     bus.publish('task:stuck', {
       task: change.row,
       reason: verdict.reason,

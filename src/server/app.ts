@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { blockFieldSuggestionsPlugin } from '@escape.tech/graphql-armor-block-field-suggestions';
@@ -7,6 +8,7 @@ import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -18,7 +20,8 @@ import type { Limits } from '../config.js';
 import { TaskwardenError } from '../errors.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema, type Context } from '../graphql/index.js';
-import type { Logger } from '../log.js';
+import { requestContext, type Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { Services } from '../services.js';
 import { createConnectionRegistry, endable } from './connections.js';
 import { useFieldRepeatLimit } from './field-repeats.js';
@@ -31,6 +34,7 @@ const MAX_FIELD_REPEATS = 3;
 export interface AppOptions {
   services: Services;
   log: Logger;
+  metrics: Metrics;
   limits: Limits;
   /** Introspection, field suggestions and GraphiQL; off in production unless enabled. */
   introspection: boolean;
@@ -59,7 +63,7 @@ type SocketExtra = {
 };
 
 /** The HTTP and WebSocket front of the API. Owns no data: services and the database are the caller's. */
-export function createApp({ services, log, limits, introspection, ready }: AppOptions): App {
+export function createApp({ services, log, metrics, limits, introspection, ready }: AppOptions): App {
   const yogaLog = log.child({ component: 'graphql' });
   const connections = createConnectionRegistry({ maxPerPrincipal: limits.connectionsPerToken });
 
@@ -111,6 +115,8 @@ export function createApp({ services, log, limits, introspection, ready }: AppOp
       error: (...args) => yogaLog.error(args.length === 1 ? args[0] : args),
     },
     plugins: [
+      useRequestId(),
+      usePrometheus({ registry: metrics.registry, endpoint: '/metrics' }),
       useRequestLimits({ path: GRAPHQL_PATH, maxBodyBytes: limits.bodyBytes }),
       ...armor,
       ...(introspection ? [] : [useDisableIntrospection(), blockFieldSuggestionsPlugin() as Plugin]),
@@ -119,7 +125,14 @@ export function createApp({ services, log, limits, introspection, ready }: AppOp
     ],
   });
 
-  const server = createServer(yoga);
+  metrics.watch(services, () => connections.size);
+
+  // Each request runs in its own log context, so every line written for it (errors included) names it.
+  const server = createServer((req, res) => {
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    requestContext.run({ requestId }, () => yoga(req, res));
+  });
   const sockets = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: limits.bodyBytes });
 
   // graphql-ws over the same path, through yoga's envelop, so WebSocket
@@ -215,6 +228,25 @@ export function createApp({ services, log, limits, introspection, ready }: AppOp
         await closed;
       }
       clearTimeout(timer);
+    },
+  };
+}
+
+/** Sends the request id back, in a header and in every error's extensions, so a user's report leads to the log lines. */
+function useRequestId(): Plugin {
+  return {
+    onResultProcess({ result }) {
+      const requestId = requestContext.getStore()?.requestId;
+      if (!requestId) return;
+      for (const single of Array.isArray(result) ? result : [result]) {
+        if (single && typeof single === 'object' && 'errors' in single && single.errors) {
+          for (const error of single.errors) Object.assign(error.extensions as Record<string, unknown>, { requestId });
+        }
+      }
+    },
+    onResponse({ response }) {
+      const requestId = requestContext.getStore()?.requestId;
+      if (requestId) response.headers.set('x-request-id', requestId);
     },
   };
 }

@@ -4,6 +4,7 @@ import { MEMORY } from '../db/data-dir.js';
 import { openDatabase, type Database, type DatabaseTarget } from '../db/open.js';
 import { createEventBus } from '../events.js';
 import type { Logger } from '../log.js';
+import { createMetrics } from '../metrics.js';
 import { createServices, type Services } from '../services.js';
 import { createApp, type App } from './app.js';
 
@@ -36,11 +37,22 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
   const ownsDb = !options.db;
   const db = options.db ?? (await openDatabase(databaseTarget(config)));
   if (db.applied.length) log.info({ migrations: db.applied }, 'applied database migrations');
+  const metrics = createMetrics();
   const bus = createEventBus({ redisUrl: config.redisUrl, bufferSize: config.limits.subscriptionBuffer });
-  const services = createServices({ prisma: db.prisma, clock, bus, monitor: config.monitor, log, envTokens: config.envTokens });
+  const services = createServices({
+    prisma: db.prisma,
+    clock,
+    bus,
+    monitor: config.monitor,
+    log,
+    envTokens: config.envTokens,
+    alerts: config.alerts,
+    observe: metrics.observers,
+  });
   const app = createApp({
     services,
     log,
+    metrics,
     limits: config.limits,
     introspection: config.introspection,
     ready: async () => (await db.ready()) && (!config.monitor.enabled || services.monitor.status().running),
@@ -55,6 +67,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
     throw error;
   }
   services.monitor.start();
+  services.alerts.start();
   log.info({ url, database: `${db.provider} ${db.location}`, events: config.redisUrl ? 'redis' : 'in-process' }, 'Taskwarden is listening');
 
   let stopping: Promise<void> | undefined;
@@ -67,6 +80,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
       stopping ??= (async () => {
         await app.stop(config.shutdownTimeoutMs);
         await services.monitor.stop();
+        await services.alerts.stop();
         await bus.close();
         if (ownsDb) await db.close();
       })();

@@ -3,7 +3,9 @@ import type { Clock } from '../clock.js';
 import type { StuckAction } from '../config.js';
 import { badInput, TaskwardenError } from '../errors.js';
 import type { EventBus } from '../events.js';
-import { Prisma } from '../generated/prisma/client.js';
+import type { AlertService } from '../alerts/service.js';
+import type { RecordedAlert } from '../alerts/outbox.js';
+import { Prisma, type PrismaClient } from '../generated/prisma/client.js';
 import { actors, TaskEventType, TaskStatus, type Db, type Task, type TaskEvent } from './model.js';
 import { deleteTerminalTask, insertTask, pickById, pickOldestPending, updateTask, type UpdateSpec } from './sql/changes.js';
 import { recordChange, type EventSpec, type RecordedChange } from './sql/record-change.js';
@@ -45,9 +47,13 @@ export interface StuckResolution {
 }
 
 export interface TaskServiceDeps {
-  prisma: Db;
+  prisma: PrismaClient;
   clock: Clock;
   bus: EventBus;
+  /** Failures are alerted on in the same transaction as the failure itself. */
+  alerts: Pick<AlertService, 'taskFailed' | 'committed'>;
+  /** Hears every change this instance made (for metrics). */
+  observe?: (change: RecordedChange) => void;
 }
 
 export type TaskService = ReturnType<typeof createTaskService>;
@@ -58,8 +64,9 @@ export type TaskService = ReturnType<typeof createTaskService>;
  * or its guard fails, the caller gets an error saying why, and nothing changed.
  * Changes are published to live subscribers after they commit.
  */
-export function createTaskService({ prisma, clock, bus }: TaskServiceDeps) {
+export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskServiceDeps) {
   const publish = (change: RecordedChange) => {
+    observe?.(change);
     if (change.event) bus.publish('task:updated', { event: change.event, task: change.event.type === 'DELETED' ? null : change.row });
     return change.row;
   };
@@ -106,6 +113,18 @@ export function createTaskService({ prisma, clock, bus }: TaskServiceDeps) {
       });
     }
     return new TaskwardenError('INVALID_TRANSITION', `Cannot ${verb} task ${id}: it is ${current.status}.`, { status: current.status });
+  }
+
+  /** A write that may fail a task: it and its alerts commit together. */
+  async function failing(run: (db: Db) => Promise<RecordedChange>): Promise<Task> {
+    let recorded: RecordedAlert[] = [];
+    const change = await prisma.$transaction(async (tx) => {
+      const made = await run(tx);
+      recorded = await alerts.taskFailed(tx, made);
+      return made;
+    });
+    alerts.committed(recorded);
+    return publish(change);
   }
 
   async function lease(change: RecordedChange | null, leaseToken: string): Promise<TaskLease | null> {
@@ -216,14 +235,15 @@ export function createTaskService({ prisma, clock, bus }: TaskServiceDeps) {
       valid.taskId(id);
       valid.text(error, 'error', valid.limits.error);
       const now = clock.now();
-      const change = await write(
-        prisma,
-        id,
-        { guard: holdsLease(leaseToken), set: finishSet(TaskStatus.FAILED, now, Prisma.sql`, error = ${error}, "lastHeartbeatAt" = ${now}`) },
-        { type: TaskEventType.FAILED, reason: firstLine(error), at: now },
-        { verb: 'fail', leaseToken },
+      return failing((db) =>
+        write(
+          db,
+          id,
+          { guard: holdsLease(leaseToken), set: finishSet(TaskStatus.FAILED, now, Prisma.sql`, error = ${error}, "lastHeartbeatAt" = ${now}`) },
+          { type: TaskEventType.FAILED, reason: firstLine(error), at: now },
+          { verb: 'fail', leaseToken },
+        ),
       );
-      return publish(change);
     },
 
     /**
@@ -268,17 +288,18 @@ export function createTaskService({ prisma, clock, bus }: TaskServiceDeps) {
       }
       const reason = valid.optionalText(options.reason, 'reason', valid.limits.reason) ?? 'force-completed';
       const now = clock.now();
-      const change = await write(
-        prisma,
-        id,
-        {
-          guard: inStatus([TaskStatus.RUNNING]),
-          set: finishSet(status, now, status === TaskStatus.FAILED ? Prisma.sql`, error = ${reason}` : Prisma.empty),
-        },
-        { type: status, actor: options.actor ?? actors.operator, reason, at: now },
-        { verb: 'force-complete' },
-      );
-      return publish(change);
+      const force = (db: Db) =>
+        write(
+          db,
+          id,
+          {
+            guard: inStatus([TaskStatus.RUNNING]),
+            set: finishSet(status, now, status === TaskStatus.FAILED ? Prisma.sql`, error = ${reason}` : Prisma.empty),
+          },
+          { type: status, actor: options.actor ?? actors.operator, reason, at: now },
+          { verb: 'force-complete' },
+        );
+      return status === TaskStatus.FAILED ? failing(force) : publish(await force(prisma));
     },
 
     /** Deletes a terminal task. Its history stays, ending with a DELETED entry. */

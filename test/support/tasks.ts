@@ -1,14 +1,25 @@
+import pino from 'pino';
 import { manualClock } from '../../src/clock.js';
+import type { AlertSettings } from '../../src/config.js';
 import { createEventBus } from '../../src/events.js';
-import { createTaskService, type TaskService } from '../../src/tasks/service.js';
+import { createServices, defaultAlertSettings } from '../../src/services.js';
+import type { TaskService } from '../../src/tasks/service.js';
 import { TaskStatus, type Task } from '../../src/tasks/model.js';
 import type { TestDatabase } from './databases.js';
 
-export function taskHarness(database: TestDatabase) {
+/** The services over a test database, with a clock the test moves and no monitor timer. */
+export function taskHarness(database: TestDatabase, alerts: Partial<AlertSettings> = {}) {
   const clock = manualClock(new Date('2026-03-01T09:30:00Z'));
   const bus = createEventBus();
-  const tasks = createTaskService({ prisma: database.db.prisma, clock, bus });
-  return { clock, bus, tasks, prisma: database.db.prisma };
+  const services = createServices({
+    prisma: database.db.prisma,
+    clock,
+    bus,
+    monitor: { enabled: false, intervalMs: 60_000, stuckTimeoutMs: 3_600_000, action: 'cancel' },
+    log: pino({ level: 'silent' }),
+    alerts: { ...defaultAlertSettings, ...alerts },
+  });
+  return { clock, bus, services, tasks: services.tasks, alerts: services.alerts, prisma: database.db.prisma };
 }
 
 /** A task brought to `status` the way the API would; `leaseToken` is the one it ran under, if it ran. */

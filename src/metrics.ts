@@ -1,0 +1,114 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DeliveryOutcome } from './alerts/delivery.js';
+import type { SweepReport } from './monitor/sweep.js';
+import type { Services } from './services.js';
+import { TaskEventType, TaskStatus } from './tasks/model.js';
+import type { RecordedChange } from './tasks/sql/record-change.js';
+
+const fixedActors = new Set(['monitor', 'operator', 'api', 'cli']);
+const workerWrites = new Set<string>([TaskEventType.STARTED, TaskEventType.PROGRESS, TaskEventType.COMPLETED, TaskEventType.FAILED, TaskEventType.REQUEUED]);
+
+/** Actor names are unbounded (worker ids, token names); metrics get their category. */
+export function actorCategory(actor: string, type: string): string {
+  if (fixedActors.has(actor)) return actor;
+  return workerWrites.has(type) ? 'worker' : 'token';
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * Prometheus metrics, on a registry of this server's own (served at /metrics
+ * with yoga's Prometheus plugin, which adds GraphQL operation timings and errors).
+ * Counters count what this instance did; gauges read the shared database.
+ */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const transitions = new Counter({
+    name: 'taskwarden_task_transitions_total',
+    help: 'Task history entries written by this instance, by type, task kind and actor category (monitor, operator, api, cli, worker, token).',
+    labelNames: ['type', 'kind', 'actor'] as const,
+    registers: [registry],
+  });
+  const stuck = new Counter({
+    name: 'taskwarden_stuck_detections_total',
+    help: 'Stuck tasks handled, by reason and action taken.',
+    labelNames: ['reason', 'action'] as const,
+    registers: [registry],
+  });
+  const sweepDuration = new Histogram({
+    name: 'taskwarden_sweep_duration_seconds',
+    help: 'Duration of monitor sweeps that ran.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const sweepScanned = new Histogram({
+    name: 'taskwarden_sweep_scanned_tasks',
+    help: 'Running tasks examined per sweep.',
+    buckets: [0, 1, 10, 50, 100, 500, 1000, 5000, 10000, 50000],
+    registers: [registry],
+  });
+  const deliveries = new Counter({
+    name: 'taskwarden_alert_deliveries_total',
+    help: 'Alert delivery attempts, by outcome (delivered, retry, failed).',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  for (const outcome of ['delivered', 'retry', 'failed']) deliveries.inc({ outcome }, 0);
+
+  return {
+    registry,
+    /** Hooks for the services (see services.ts Observers). */
+    observers: {
+      change(change: RecordedChange) {
+        if (change.event) transitions.inc({ type: change.event.type, kind: change.event.kind, actor: actorCategory(change.event.actor, change.event.type) });
+      },
+      sweep(report: SweepReport) {
+        if (!report.ran) return;
+        sweepDuration.observe((report.finishedAt.getTime() - report.startedAt.getTime()) / 1000);
+        sweepScanned.observe(report.scanned);
+        for (const h of report.handled) stuck.inc({ reason: h.verdict.reason, action: h.outcome });
+      },
+      delivery(outcome: DeliveryOutcome) {
+        deliveries.inc({ outcome });
+      },
+    },
+    /** Gauges read at scrape time, once the services exist. */
+    watch(services: Services, connections: () => number) {
+      new Gauge({
+        name: 'taskwarden_tasks',
+        help: 'Tasks by status.',
+        labelNames: ['status'] as const,
+        registers: [registry],
+        async collect() {
+          const groups = await services.prisma.task.groupBy({ by: ['status'], _count: { _all: true } }).catch(() => []);
+          for (const status of Object.values(TaskStatus)) this.set({ status }, groups.find((g) => g.status === status)?._count._all ?? 0);
+        },
+      });
+      new Gauge({
+        name: 'taskwarden_alert_outbox_backlog',
+        help: 'Alert deliveries waiting to be sent.',
+        registers: [registry],
+        async collect() {
+          this.set(await services.alerts.backlog().catch(() => 0));
+        },
+      });
+      new Gauge({
+        name: 'taskwarden_open_subscriptions',
+        help: 'GraphQL subscriptions open on this instance.',
+        registers: [registry],
+        collect() {
+          this.set(services.bus.openSubscriptions);
+        },
+      });
+      new Gauge({
+        name: 'taskwarden_live_connections',
+        help: 'WebSocket connections and SSE streams open on this instance.',
+        registers: [registry],
+        collect() {
+          this.set(connections());
+        },
+      });
+    },
+  };
+}

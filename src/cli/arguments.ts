@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import type { TaskStatus } from '../client/index.js';
-import { parseDuration } from '../config.js';
+import { parseDuration } from '../duration.js';
 
 const statuses: readonly TaskStatus[] = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];
 

@@ -2,7 +2,6 @@ import Table from 'cli-table3';
 import type { Command } from 'commander';
 import pc from 'picocolors';
 import type { Colors } from 'picocolors/types.js';
-import WebSocket from 'ws';
 import { createTaskwardenClient, type TaskwardenClient } from '../client/client.js';
 import type { TaskStatus } from '../client/index.js';
 
@@ -73,13 +72,16 @@ export interface CommandContext {
 
 /**
  * Wraps a command handler: builds the typed client and the output from the
- * global options, and closes the client afterwards. A handler may return an
+ * global options, and closes the client afterwards (`subscriptions` for a
+ * command that subscribes). A handler may return an
  * exit code; throwing goes to the one error mapper (src/cli/errors.ts).
  */
-export function withClient<O>(handler: (context: CommandContext, options: O) => Promise<number | void>) {
+export function withClient<O>(handler: (context: CommandContext, options: O) => Promise<number | void>, setup: { subscriptions?: boolean } = {}) {
   return async (options: O, command: Command) => {
     const global = globalOptions(command);
-    const client = createTaskwardenClient({ url: global.url, token: global.token, webSocketImpl: WebSocket, retryAttempts: Number.POSITIVE_INFINITY });
+    // Only `watch` subscribes: the others need not load a WebSocket implementation.
+    const webSocketImpl = setup.subscriptions ? (await import('ws')).default : undefined;
+    const client = createTaskwardenClient({ url: global.url, token: global.token, webSocketImpl });
     try {
       const code = await handler({ options: global, out: createOutput(global), client }, options);
       if (code) process.exitCode = code;
@@ -114,6 +116,11 @@ export function duration(seconds: number | null | undefined): string {
   if (h) return `${h}h ${two(m)}m`;
   if (m) return `${m}m ${two(sec)}s`;
   return `${sec}s`;
+}
+
+/** A stuck timeout as given in minutes: "30 min", or "1m 30s" when it is not whole. */
+export function minutesText(minutes: number): string {
+  return Number.isInteger(minutes) ? `${minutes} min` : duration(minutes * 60);
 }
 
 /** "2m 05s ago" for a timestamp, by this machine's clock. */

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { minutes } from '../arguments.js';
 import { confirm } from '../confirm.js';
 import { CliError, describeFailure, ExitCode, type FailureReport } from '../errors.js';
-import { examples, plural, status, withClient, type Output } from '../output.js';
+import { examples, minutesText, plural, status, withClient, type Output } from '../output.js';
 import { apiRepairer, type Repairer, type StuckItem } from '../repair.js';
 import { stuckColumns, taskTable } from '../task-table.js';
 
@@ -84,12 +84,13 @@ async function repair(repairer: Repairer, out: Output, options: FixStuckOptions)
   const failures = new Map<string, FailureReport>();
   const report = () => ({ via: repairer.via, target: repairer.target, timeoutMinutes: options.timeout, dryRun: Boolean(options.dryRun), tasks: found });
   if (found.length === 0) {
-    out.result(report(), () => `No stuck tasks (timeout ${options.timeout} min): nothing to do.`);
+    out.result(report(), () => `No stuck tasks (timeout ${minutesText(options.timeout)}): nothing to do.`);
     return ExitCode.ok;
   }
-  out.say(`${taskTable(out, found, stuckColumns)}\n${plural(found.length, 'stuck task')} (timeout ${options.timeout} min).`);
+  out.say(`${taskTable(out, found, stuckColumns)}\n${plural(found.length, 'stuck task')} (timeout ${minutesText(options.timeout)}).`);
 
-  const what = `${found.length === 1 ? 'this task' : `these ${found.length} tasks`}${options.delete ? ' and delete them' : ''}`;
+  const [these, them] = found.length === 1 ? ['this task', 'it'] : [`these ${found.length} tasks`, 'them'];
+  const what = `${these}${options.delete ? ` and delete ${them}` : ''}`;
   const where = repairer.via === 'api' ? 'through the API' : `in ${repairer.target}`;
   if (options.dryRun) {
     out.result(report(), () => `Dry run: would stop ${what} ${where}. Nothing was changed.`);

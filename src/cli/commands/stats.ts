@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { ago, clockTime, duration, examples, percent, status, withClient } from '../output.js';
+import { ago, clockTime, duration, examples, minutesText, percent, status, withClient } from '../output.js';
 
 export const statsCommand = () =>
   new Command('stats')
@@ -33,7 +33,7 @@ export const statsCommand = () =>
           const facts: [string, string][] = [
             ['Success rate', s.successRate == null ? '- (nothing finished yet)' : `${percent(rate(s.successRate), 1)} of finished tasks completed`],
             ['Average duration', duration(s.averageDurationSeconds)],
-            ['Stuck now', `${s.stuck}${s.stuck ? ` ${out.c.red('(see taskwarden stuck)')}` : ''} under the monitor's ${m.timeoutMinutes} min timeout`],
+            ['Stuck now', `${s.stuck}${s.stuck ? ` ${out.c.red('(see taskwarden stuck)')}` : ''} under the monitor's ${minutesText(m.timeoutMinutes)} timeout`],
             ['Monitor', m.enabled ? `on: every ${duration(m.intervalSeconds)}, action ${m.action}` : out.c.yellow('off in this server')],
             ['Last sweep', sweep],
             ...(m.lastError ? [['Last error', out.c.red(`${m.lastError} (${m.consecutiveFailures} failed in a row)`)] as [string, string]] : []),

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { minutes } from '../arguments.js';
-import { examples, plural, withClient } from '../output.js';
+import { examples, minutesText, plural, withClient } from '../output.js';
 import { stuckColumns, taskTable } from '../task-table.js';
 
 export const stuckCommand = () =>
@@ -13,8 +13,8 @@ export const stuckCommand = () =>
         const tasks = await client.stuckTasks(options.timeout);
         out.result({ timeoutMinutes: options.timeout, tasks }, () =>
           tasks.length === 0
-            ? `No stuck tasks (timeout ${options.timeout} min).`
-            : `${taskTable(out, tasks, stuckColumns)}\n${plural(tasks.length, 'stuck task')} (timeout ${options.timeout} min).`,
+            ? `No stuck tasks (timeout ${minutesText(options.timeout)}).`
+            : `${taskTable(out, tasks, stuckColumns)}\n${plural(tasks.length, 'stuck task')} (timeout ${minutesText(options.timeout)}).`,
         );
       }),
     );

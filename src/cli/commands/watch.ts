@@ -97,7 +97,7 @@ export const watchCommand = () =>
           unsubscribeAlerts();
           view.stop();
         }
-      }),
+      }, { subscriptions: true }),
     );
 
 async function requireTask(client: TaskwardenClient, id: string) {

@@ -35,7 +35,8 @@ export interface FailureReport {
 export function describeFailure(error: unknown): FailureReport {
   if (error instanceof CliError) return { code: error.code, message: error.message, exitCode: error.exitCode };
   if (error instanceof CommanderError) {
-    return { code: 'USAGE', message: error.message.replace(/^error: /, ''), exitCode: ExitCode.usage };
+    // "unknown command 'lst'\n(Did you mean list?)": one line
+    return { code: 'USAGE', message: error.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' '), exitCode: ExitCode.usage };
   }
   if (error instanceof TaskwardenClientError) {
     // HTTP_ERROR: something answered at --url, but not Taskwarden's GraphQL endpoint.

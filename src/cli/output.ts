@@ -71,10 +71,10 @@ export interface CommandContext {
 }
 
 /**
- * Wraps a command handler: builds the typed client and the output from the
- * global options, and closes the client afterwards (`subscriptions` for a
- * command that subscribes). A handler may return an
- * exit code; throwing goes to the one error mapper (src/cli/errors.ts).
+ * Wraps a command handler: builds the typed client (able to subscribe with
+ * `subscriptions`) and the output from the global options, and closes the
+ * client afterwards. A handler may return an exit code; what it throws goes
+ * to the one error mapper (src/cli/errors.ts).
  */
 export function withClient<O>(handler: (context: CommandContext, options: O) => Promise<number | void>, setup: { subscriptions?: boolean } = {}) {
   return async (options: O, command: Command) => {

@@ -10,7 +10,7 @@ import { createEventBus } from '../events.js';
 import { actors } from '../tasks/model.js';
 import { createTaskService } from '../tasks/service.js';
 import { CliError, ExitCode } from './errors.js';
-import type { Repairer } from './repair.js';
+import { stuckItem, type Repairer } from './repair.js';
 
 /**
  * Opens the server's database for `fix-stuck` when the server does not answer:
@@ -59,22 +59,17 @@ export async function databaseRepairer(databaseUrl?: string): Promise<Repairer> 
     target: db.location,
     async findStuck(timeoutMinutes) {
       const now = systemClock.now().getTime();
-      return (await tasks.stuck(timeoutMinutes * 60_000)).map(({ task, verdict }) => ({
-        id: task.id,
-        name: task.name,
-        kind: task.kind,
-        status: task.status,
-        progress: task.progress,
-        message: task.message,
-        workerId: task.workerId,
-        attempt: task.attempt,
-        startedAt: task.startedAt?.toISOString() ?? null,
-        lastHeartbeatAt: task.lastHeartbeatAt?.toISOString() ?? null,
-        durationSeconds: task.startedAt ? (now - task.startedAt.getTime()) / 1000 : null,
-        stuckReason: verdict.reason,
-        stuckSince: verdict.since.toISOString(),
-        stuckForSeconds: verdict.stuckForMs / 1000,
-      }));
+      return (await tasks.stuck(timeoutMinutes * 60_000)).map(({ task, verdict }) =>
+        stuckItem({
+          ...task,
+          startedAt: task.startedAt?.toISOString() ?? null,
+          lastHeartbeatAt: task.lastHeartbeatAt?.toISOString() ?? null,
+          durationSeconds: task.startedAt ? (now - task.startedAt.getTime()) / 1000 : null,
+          stuckReason: verdict.reason,
+          stuckSince: verdict.since.toISOString(),
+          stuckForSeconds: verdict.stuckForMs / 1000,
+        }),
+      );
     },
     stop: async (id, reason) => (await tasks.stop(id, { reason, actor: actors.cli })).status,
     delete: (id) => tasks.delete(id, { actor: actors.cli }),

@@ -31,7 +31,8 @@ export function apiRepairer(client: TaskwardenClient): Repairer {
   };
 }
 
-const stuckItem = (task: TaskFieldsFragment): StuckItem => ({
+/** Just the fields of a StuckItem (a database row has more, such as its lease token, that must not be shown). */
+export const stuckItem = (task: StuckItem): StuckItem => ({
   id: task.id,
   name: task.name,
   kind: task.kind,

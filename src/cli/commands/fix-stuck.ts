@@ -2,7 +2,7 @@ import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { minutes } from '../arguments.js';
 import { confirm } from '../confirm.js';
-import { CliError, describeFailure, ExitCode, type FailureReport } from '../errors.js';
+import { CliError, describeFailure, ExitCode } from '../errors.js';
 import { examples, minutesText, plural, status, withClient, type Output } from '../output.js';
 import { apiRepairer, type Repairer, type StuckItem } from '../repair.js';
 import { stuckColumns, taskTable } from '../task-table.js';
@@ -81,7 +81,6 @@ async function checkHealth(url: string): Promise<{ up: true } | { up: false; rea
 
 async function repair(repairer: Repairer, out: Output, options: FixStuckOptions): Promise<number> {
   const found: Handled[] = (await repairer.findStuck(options.timeout)).map((item) => ({ ...item, stopped: false, deleted: false, error: null }));
-  const failures = new Map<string, FailureReport>();
   const report = () => ({ via: repairer.via, target: repairer.target, timeoutMinutes: options.timeout, dryRun: Boolean(options.dryRun), tasks: found });
   if (found.length === 0) {
     out.result(report(), () => `No stuck tasks (timeout ${minutesText(options.timeout)}): nothing to do.`);
@@ -100,22 +99,23 @@ async function repair(repairer: Repairer, out: Output, options: FixStuckOptions)
     throw new CliError('NOT_CONFIRMED', 'Nothing was changed (not confirmed; --yes skips the question).');
   }
 
-  const attempt = async (label: string, items: Handled[], step: (item: Handled) => Promise<void>) =>
+  let exitCode: number = ExitCode.ok;
+  const each = (label: string, items: Handled[], step: (item: Handled) => Promise<void>) =>
     withProgress(out, label, items, async (item) => {
       try {
         await step(item);
       } catch (error) {
         const failure = describeFailure(error);
-        failures.set(item.id, failure);
         item.error = { code: failure.code, message: failure.message };
+        exitCode = Math.max(exitCode, failure.exitCode); // unreachable (3) outranks refused (1)
       }
     });
-  await attempt('Stopping', found, async (item) => {
+  await each('Stopping', found, async (item) => {
     item.status = await repairer.stop(item.id, `fix-stuck: ${item.stuckReason}`);
     item.stopped = true;
   });
   if (options.delete) {
-    await attempt('Deleting', found.filter((item) => item.stopped), async (item) => {
+    await each('Deleting', found.filter((item) => item.stopped), async (item) => {
       await repairer.delete(item.id);
       item.deleted = true;
     });
@@ -131,8 +131,7 @@ async function repair(repairer: Repairer, out: Output, options: FixStuckOptions)
       `Stopped ${stopped} of ${found.length}${options.delete ? `, deleted ${deleted}` : ''}.`
     );
   });
-  if (failures.size === 0) return ExitCode.ok;
-  return [...failures.values()].some((failure) => failure.exitCode === ExitCode.unreachable) ? ExitCode.unreachable : ExitCode.refused;
+  return exitCode;
 }
 
 /** Runs `step` over the items, with a progress bar on a terminal. */

@@ -77,12 +77,13 @@ export const watchCommand = () =>
           error: fail,
         });
         let unsubscribeUpdates = subscribeUpdates(lastEventId);
-        let dropped = false;
-        const stopListening = client.onConnection((state) => {
-          view.connection(state);
-          if (state === 'closed') dropped = true;
-          else if (dropped && lastEventId) {
-            dropped = false;
+        let state: 'connected' | 'closed' | undefined;
+        const stopListening = client.onConnection((next) => {
+          if (next === state) return; // each failed reconnect attempt closes again: report the drop once
+          const reconnected = state === 'closed' && next === 'connected';
+          state = next;
+          view.connection(next);
+          if (reconnected && lastEventId) {
             unsubscribeUpdates();
             unsubscribeUpdates = subscribeUpdates(lastEventId);
           }

@@ -1,10 +1,10 @@
 import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
+import type { Config } from '../config.js';
 import { TaskwardenError } from '../errors.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { pgliteAdapter } from './cli-adapter.js';
-import type { Config } from '../config.js';
 import { acquireDataDir, MEMORY, type DataDir } from './data-dir.js';
 import { migrate, pendingMigrations, type SqlSession } from './migrate.js';
 

@@ -3,6 +3,7 @@ import ms from 'ms';
 import { z } from 'zod';
 import { roles, type Role } from './auth/roles.js';
 import type { EnvToken } from './auth/tokens.js';
+import { parseDuration } from './duration.js';
 import { TaskwardenError } from './errors.js';
 
 export const stuckActions = ['cancel', 'fail', 'retry', 'none'] as const;
@@ -16,12 +17,8 @@ export type AlertRule = (typeof alertRules)[number];
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** Parses `30m`, `90s`, `1h`, `1.5h`, `500ms` into milliseconds; undefined for anything else. */
-export function parseDuration(text: string): number | undefined {
-  if (!/^\s*\d+(\.\d+)?\s*[a-z]+\s*$/i.test(text)) return undefined; // a bare number has no unit: ambiguous
-  const value = ms(text.trim() as ms.StringValue);
-  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : undefined;
-}
+/** Parses `30m`, `90s`, `1h` into milliseconds (re-exported from duration.ts, where it lives apart from zod). */
+export { parseDuration };
 
 const duration = (example: string) =>
   z.string().transform((text, ctx) => {

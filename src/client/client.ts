@@ -1,4 +1,4 @@
-import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
+import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws/client'; // the client alone: the root entry loads graphql for its server
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
 import type { TypedDocumentString } from '../generated/graphql/graphql.js';
 import type { CreateTaskInput, StuckAction, TaskStatus } from '../generated/graphql/graphql.js';

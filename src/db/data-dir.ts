@@ -30,11 +30,18 @@ interface LockOwner {
   since: string;
 }
 
+const READY_FILE = 'ready';
+
+/** Whether `dir` holds an embedded database that finished its first start; it neither opens nor locks it. */
+export function holdsDatabase(dir: string): boolean {
+  return existsSync(join(resolve(dir), READY_FILE));
+}
+
 export function acquireDataDir(dir: string): DataDir {
   const path = resolve(dir);
   mkdirSync(path, { recursive: true });
   const lockFile = join(path, 'taskwarden.lock');
-  const readyFile = join(path, 'ready');
+  const readyFile = join(path, READY_FILE);
   const pgdata = join(path, 'pg');
 
   takeLock(lockFile, path);

@@ -3,8 +3,7 @@
 // the same at start; this is for deployments that migrate as a separate step.
 import 'dotenv/config';
 import { loadConfig } from '../config.js';
-import { databaseTarget } from '../server/taskwarden.js';
-import { openDatabase } from './open.js';
+import { databaseTarget, openDatabase } from './open.js';
 import { readMigrations } from './migrate.js';
 
 try {

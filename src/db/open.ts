@@ -1,16 +1,26 @@
 import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
+import type { Config } from '../config.js';
 import { TaskwardenError } from '../errors.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { pgliteAdapter } from './cli-adapter.js';
-import { acquireDataDir, type DataDir } from './data-dir.js';
+import { acquireDataDir, MEMORY, type DataDir } from './data-dir.js';
 import { migrate, pendingMigrations, type SqlSession } from './migrate.js';
 
 export type { PrismaClient };
 
 /** Where the data lives: a PostgreSQL server, a PGlite folder, or PGlite in memory (tests). */
 export type DatabaseTarget = { url: string } | { dataDir: string } | { memory: true };
+
+/**
+ * DATABASE_URL when set; otherwise the embedded database in DATA_DIR (or in memory for DATA_DIR=memory).
+ * Here rather than in the server, so that tools (migrations, the CLI's repair path) need not load the API.
+ */
+export function databaseTarget(config: Pick<Config, 'databaseUrl' | 'dataDir'>): DatabaseTarget {
+  if (config.databaseUrl) return { url: config.databaseUrl };
+  return config.dataDir === MEMORY ? { memory: true } : { dataDir: config.dataDir };
+}
 
 export interface Database {
   readonly prisma: PrismaClient;

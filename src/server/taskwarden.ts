@@ -1,12 +1,13 @@
 import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config.js';
-import { MEMORY } from '../db/data-dir.js';
-import { openDatabase, type Database, type DatabaseTarget } from '../db/open.js';
+import { databaseTarget, openDatabase, type Database } from '../db/open.js';
 import { createEventBus } from '../events.js';
 import type { Logger } from '../log.js';
 import { createMetrics } from '../metrics.js';
 import { createServices, type Services } from '../services.js';
 import { createApp, type App } from './app.js';
+
+export { databaseTarget };
 
 export interface Taskwarden {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
@@ -24,12 +25,6 @@ export interface StartOptions {
   clock?: Clock;
   /** An open database to use instead of the configured one; the caller keeps it (stop() leaves it open). */
   db?: Database;
-}
-
-/** DATABASE_URL when set; otherwise the embedded database in DATA_DIR (or in memory for DATA_DIR=memory). */
-export function databaseTarget(config: Config): DatabaseTarget {
-  if (config.databaseUrl) return { url: config.databaseUrl };
-  return config.dataDir === MEMORY ? { memory: true } : { dataDir: config.dataDir };
 }
 
 /** Starts the whole service: database (migrated), services, HTTP + WebSocket API, monitor. */

@@ -16,6 +16,8 @@ export const actors = {
   api: 'api',
   operator: 'operator',
   monitor: 'monitor',
+  /** The operator CLI working on the database directly (`taskwarden fix-stuck` with the server down). */
+  cli: 'cli',
 } as const;
 
 /** One write to a task and the history entry it appended, as published to live subscribers. */

@@ -16,7 +16,8 @@ export type ErrorCode =
   | 'SUBSCRIPTION_OVERFLOW'
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
-  | 'LIMIT_EXCEEDED';
+  | 'LIMIT_EXCEEDED'
+  | 'ALREADY_EXISTS';
 
 export class TaskwardenError extends Error {
   override readonly name = 'TaskwardenError';

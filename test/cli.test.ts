@@ -461,3 +461,71 @@ describe('taskwarden, the operator CLI', () => {
     expect(await lines.exited).toBe(0);
   });
 });
+
+describe('token', () => {
+  it('creates, lists and revokes tokens through the API; the secret is shown once; --json gives name, role, token', async () => {
+    const own = await openTestDatabase('pglite');
+    const guarded = await startTestServer(own);
+    const env = { TASKWARDEN_URL: guarded.url };
+    // While no token exists, the loopback server lets the first one be made.
+    const admin = await taskwarden(['token', 'create', '--role', 'admin', '--name', 'alice', '--json'], { env });
+    expect(admin.code).toBe(0);
+    const created = JSON.parse(admin.stdout);
+    expect(Object.keys(created)).toEqual(['name', 'role', 'token']);
+    expect(created).toMatchObject({ name: 'alice', role: 'admin', token: expect.stringMatching(/^tw_/) });
+
+    // From now on a token is needed.
+    const refused = await taskwarden(['token', 'list'], { env });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim()).toMatch(/requires an API token/);
+
+    const asAdmin = { ...env, TASKWARDEN_TOKEN: created.token };
+    const worker = await taskwarden(['token', 'create', '--role', 'worker', '--name', 'ci-runner'], { env: asAdmin });
+    expect(worker.code).toBe(0);
+    expect(worker.stdout).toContain('Created worker token ci-runner. Its secret, shown this once:');
+    const workerSecret = /\b(tw_\S+)/.exec(worker.stdout)![1]!;
+
+    const listed = await taskwarden(['token', 'list', '--json'], { env: asAdmin });
+    expect(JSON.parse(listed.stdout).tokens.map((t: { name: string; role: string }) => `${t.name}:${t.role}`)).toEqual(['alice:admin', 'ci-runner:worker']);
+    expect(listed.stdout).not.toContain(workerSecret.slice(-43));
+    const table = await taskwarden(['token', 'list'], { env: asAdmin });
+    expect(table.stdout).toMatch(/ci-runner\s+│\s+worker\s+│\s+database/);
+
+    // A worker token may not manage tokens: the server's refusal, exit 1.
+    const forbidden = await taskwarden(['token', 'list'], { env: { ...env, TASKWARDEN_TOKEN: workerSecret } });
+    expect(forbidden.code).toBe(1);
+    expect(forbidden.stderr).toContain('A worker token may not use Query.apiTokens.');
+
+    const revoked = await taskwarden(['token', 'revoke', '--name', 'ci-runner', '--json'], { env: asAdmin });
+    expect(JSON.parse(revoked.stdout).token).toMatchObject({ name: 'ci-runner', revokedAt: expect.any(String) });
+    const afterRevoke = await taskwarden(['list'], { env: { ...env, TASKWARDEN_TOKEN: workerSecret } });
+    expect(afterRevoke.code).toBe(1);
+    expect(afterRevoke.stderr).toMatch(/not valid/);
+    await guarded.stop();
+    await own.close();
+  });
+
+  it('bootstraps the first token of a new deployment in its database, so a server beyond loopback can start', { timeout: 120_000 }, async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'taskwarden-token-'));
+    dirs.push(dataDir);
+    const { runServerToExit } = await import('./support/process.js');
+    const noToken = await runServerToExit({ DATA_DIR: dataDir, HOST: '0.0.0.0' });
+    expect(noToken.code).toBe(1);
+    expect(noToken.output).toContain('npx taskwarden token create --role admin --name <you>');
+
+    const created = await taskwarden(['token', 'create', '--role', 'admin', '--name', 'bootstrap', '--json'], {
+      env: { TASKWARDEN_URL: 'http://127.0.0.1:9/graphql', DATA_DIR: dataDir },
+    });
+    expect(created.code).toBe(0);
+    const { token } = JSON.parse(created.stdout);
+
+    const running = await spawnServer({ DATA_DIR: dataDir, HOST: '0.0.0.0' });
+    const url = running.url.replace('0.0.0.0', '127.0.0.1');
+    const viewer = await taskwarden(['stats', '--json'], { env: { TASKWARDEN_URL: url, TASKWARDEN_TOKEN: token } });
+    expect(viewer.code).toBe(0);
+    const anonymous = await taskwarden(['stats'], { env: { TASKWARDEN_URL: url } });
+    expect(anonymous.code).toBe(1);
+    running.child.kill('SIGTERM');
+    await running.exited;
+  });
+});

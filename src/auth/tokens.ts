@@ -85,7 +85,7 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
       const name = tokenName(input.name);
       const role = input.role.toLowerCase();
       if (!(roles as readonly string[]).includes(role)) throw badInput('role', `must be one of ${roles.join(', ')}`);
-      if (env.some((t) => t.name === name)) throw new TaskwardenError('INVALID_TRANSITION', `A token named ${name} is given in TASKWARDEN_TOKENS.`);
+      if (env.some((t) => t.name === name)) throw new TaskwardenError('ALREADY_EXISTS', `A token named ${name} is given in TASKWARDEN_TOKENS.`);
       const id = randomBytes(9).toString('base64url');
       const secret = randomBytes(32).toString('base64url');
       const salt = randomBytes(16).toString('base64url');
@@ -94,7 +94,7 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
         // Names are unique among live tokens (a revoked name may be reused); the lock makes the check-then-insert safe.
         await tx.$queryRaw`SELECT pg_advisory_xact_lock(${0x70ce_7015})::text`;
         if (await tx.apiToken.findFirst({ where: { name, revokedAt: null } })) {
-          throw new TaskwardenError('INVALID_TRANSITION', `A token named ${name} exists; revoke it first or choose another name.`);
+          throw new TaskwardenError('ALREADY_EXISTS', `A token named ${name} exists; revoke it first or choose another name.`);
         }
         return tx.apiToken.create({
           data: { id, name, role: role.toUpperCase() as TokenRole, salt, hash, createdAt: clock.now(), createdBy: input.createdBy },

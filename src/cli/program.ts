@@ -8,11 +8,12 @@ import { listCommand } from './commands/list.js';
 import { statsCommand } from './commands/stats.js';
 import { stopCommand } from './commands/stop.js';
 import { stuckCommand } from './commands/stuck.js';
+import { tokenCommand } from './commands/token.js';
 import { watchCommand } from './commands/watch.js';
 import { examples } from './output.js';
 
-/** Every subcommand; a new one (e.g. `token`) is a file in commands/ and a line here. */
-const commands = [listCommand, stuckCommand, stopCommand, deleteCommand, forceCommand, cleanupCommand, statsCommand, watchCommand, fixStuckCommand];
+/** Every subcommand; a new one is a file in commands/ and a line here. */
+const commands = [listCommand, stuckCommand, stopCommand, deleteCommand, forceCommand, cleanupCommand, statsCommand, watchCommand, fixStuckCommand, tokenCommand];
 
 /** The `taskwarden` program. It never exits by itself: errors are thrown for src/cli/main.ts to report. */
 export function createProgram(): Command {

@@ -1,7 +1,7 @@
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws/client'; // the client alone: the root entry loads graphql for its server
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
 import type { TypedDocumentString } from '../generated/graphql/graphql.js';
-import type { CreateTaskInput, StuckAction, TaskStatus } from '../generated/graphql/graphql.js';
+import type { CreateTaskInput, StuckAction, TaskStatus, TokenRole } from '../generated/graphql/graphql.js';
 import * as ops from './operations.js';
 
 export interface TaskwardenClientOptions {
@@ -175,6 +175,10 @@ export function createTaskwardenClient(options: TaskwardenClientOptions) {
     failTask: async (id: string, leaseToken: string, error: string) => (await request(ops.FailTaskDocument, { id, leaseToken, error })).failTask,
     releaseTask: async (id: string, leaseToken: string, reason?: string) =>
       (await request(ops.ReleaseTaskDocument, { id, leaseToken, reason })).releaseTask,
+
+    apiTokens: async () => (await request(ops.ApiTokensDocument)).apiTokens,
+    createApiToken: async (name: string, role: TokenRole) => (await request(ops.CreateApiTokenDocument, { name, role })).createApiToken,
+    revokeApiToken: async (name: string) => (await request(ops.RevokeApiTokenDocument, { name })).revokeApiToken,
 
     onTaskUpdated: (filter: { id?: string; kinds?: string[]; afterEventId?: string }, sink: Sink<Data<typeof ops.TaskUpdatedDocument>['taskUpdated']>) =>
       subscribe(ops.TaskUpdatedDocument, filter, { ...sink, next: (data) => sink.next(data.taskUpdated) }),

@@ -296,3 +296,42 @@ export const StuckTaskDetectedDocument = graphql(`
     }
   }
 `);
+
+export const ApiTokenFields = graphql(`
+  fragment ApiTokenFields on ApiToken {
+    name
+    role
+    source
+    createdAt
+    createdBy
+    lastUsedAt
+    revokedAt
+  }
+`);
+
+export const ApiTokensDocument = graphql(`
+  query ApiTokens {
+    apiTokens {
+      ...ApiTokenFields
+    }
+  }
+`);
+
+export const CreateApiTokenDocument = graphql(`
+  mutation CreateApiToken($name: String!, $role: TokenRole!) {
+    createApiToken(name: $name, role: $role) {
+      token
+      apiToken {
+        ...ApiTokenFields
+      }
+    }
+  }
+`);
+
+export const RevokeApiTokenDocument = graphql(`
+  mutation RevokeApiToken($name: String!) {
+    revokeApiToken(name: $name) {
+      ...ApiTokenFields
+    }
+  }
+`);

@@ -63,5 +63,5 @@ export async function openTestDatabase(kind: 'pglite' | 'postgres'): Promise<Tes
 }
 
 async function truncate(db: Database) {
-  await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskEvent", "MonitorSweep" RESTART IDENTITY');
+  await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskEvent", "MonitorSweep", "Alert", "AlertDelivery", "ApiToken" RESTART IDENTITY');
 }

@@ -4,6 +4,7 @@ import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
+import { createDashboardHandler } from './dashboard.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema, type Context } from '../graphql/index.js';
 import type { Logger } from '../log.js';
@@ -16,6 +17,8 @@ export interface AppOptions {
   log: Logger;
   /** Readiness beyond "the process runs": database reachable and migrated, monitor scheduled. */
   ready?: () => Promise<boolean>;
+  /** The built dashboard, served at `/`. Default: web/dist of this package (`npm run build:web`). */
+  dashboardDir?: string;
 }
 
 export interface App {
@@ -32,7 +35,7 @@ export interface App {
 }
 
 /** The HTTP and WebSocket front of the API. Owns no data: services and the database are the caller's. */
-export function createApp({ services, log, ready }: AppOptions): App {
+export function createApp({ services, log, ready, dashboardDir }: AppOptions): App {
   const yogaLog = log.child({ component: 'graphql' });
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
@@ -54,7 +57,8 @@ export function createApp({ services, log, ready }: AppOptions): App {
     ],
   });
 
-  const server = createServer(yoga);
+  const dashboard = createDashboardHandler({ dir: dashboardDir, fallback: yoga, log });
+  const server = createServer((req, res) => (isApiPath(req.url) ? yoga(req, res) : dashboard(req, res)));
   const sockets = new WebSocketServer({ server, path: GRAPHQL_PATH });
 
   // graphql-ws over the same path, through yoga's envelop, so WebSocket
@@ -120,6 +124,13 @@ export function createApp({ services, log, ready }: AppOptions): App {
       clearTimeout(timer);
     },
   };
+}
+
+// Everything else is the dashboard's (GET and HEAD; other methods get yoga's 404).
+const API_PATHS = [GRAPHQL_PATH, '/health', '/ready'];
+function isApiPath(url = '/'): boolean {
+  const path = url.split('?', 1)[0]!;
+  return API_PATHS.some((api) => path === api || path.startsWith(`${api}/`));
 }
 
 type Enveloped = ReturnType<YogaServerInstance<Record<string, unknown>, Context>['getEnveloped']>;

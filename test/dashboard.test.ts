@@ -12,6 +12,9 @@ import { startTestServer, type TestServer } from './support/server.js';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const SCREENSHOTS = 'test-results/screenshots';
+const DASHBOARD = 'test-results/web-dist';
+// Stuck after a minute of the server's clock, which the tests move; the monitor alerts and leaves the task running.
+const ENV = { STUCK_TIMEOUT: '1m', MONITOR_ACTION: 'none' };
 const TASK = 'id status progress error';
 
 describe('the dashboard, in Chromium', () => {
@@ -23,15 +26,16 @@ describe('the dashboard, in Chromium', () => {
   let problems: string[];
 
   beforeAll(async () => {
-    // Always the current sources: the server serves web/dist.
-    execFileSync('npm', ['run', '--silent', 'build:web', '--', '--logLevel', 'warn'], { stdio: 'inherit' });
+    // The current sources, built into a folder of the tests' own: a server running from web/dist meanwhile keeps working.
+    execFileSync('npm', ['run', '--silent', 'build:web', '--', '--logLevel', 'warn', '--outDir', `${process.cwd()}/${DASHBOARD}`], { stdio: 'inherit' });
     mkdirSync(SCREENSHOTS, { recursive: true });
     database = await openTestDatabase('pglite');
-    // Stuck after a minute of the server's clock, which the tests move; the monitor alerts and leaves the task running.
-    server = await startTestServer(database, { STUCK_TIMEOUT: '1m', MONITOR_ACTION: 'none' });
+    server = await startServer();
     profile = mkdtempSync(join(tmpdir(), 'taskwarden-chromium-'));
     browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: FLAGS, viewport: { width: 1280, height: 900 } });
   }, 120_000);
+
+  const startServer = (env: Record<string, string> = {}) => startTestServer(database, { ...ENV, ...env }, { dashboardDir: DASHBOARD });
 
   afterAll(async () => {
     await browser?.close();

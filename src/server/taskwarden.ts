@@ -23,6 +23,8 @@ export interface StartOptions {
   clock?: Clock;
   /** An open database to use instead of the configured one; the caller keeps it (stop() leaves it open). */
   db?: Database;
+  /** The built dashboard to serve at `/`. Default: web/dist. */
+  dashboardDir?: string;
 }
 
 /** DATABASE_URL when set; otherwise the embedded database in DATA_DIR (or in memory for DATA_DIR=memory). */
@@ -41,6 +43,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
   const app = createApp({
     services,
     log,
+    dashboardDir: options.dashboardDir,
     ready: async () => (await db.ready()) && (!config.monitor.enabled || services.monitor.status().running),
   });
   let url: string;

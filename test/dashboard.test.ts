@@ -7,6 +7,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
+import { taskHarness } from './support/tasks.js';
 
 // The dashboard in a real headless Chromium (Debian's package) against a real server on port 0.
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -182,6 +183,12 @@ describe('the dashboard, in Chromium', () => {
     await timeline.getByText('STUCK', { exact: true }).waitFor();
     expect(await timeline.textContent()).toContain('by monitor: NO_HEARTBEAT');
     await shot('stuck-detail');
+
+    // Once it is dealt with, its row still says it was caught stuck.
+    await server.ok(`mutation($id: ID!) { forceComplete(id: $id) { id } }`, { id });
+    await page.locator(`[data-testid=task-row][data-task-id="${id}"][data-status=CANCELLED]`).waitFor();
+    expect(await row(id).getByTestId('caught-marker').textContent()).toBe('Was stuck · NO_HEARTBEAT');
+    expect(await row(id).getByTestId('stuck-marker').count()).toBe(0);
   });
 
   it('force-completes a task from the UI', async () => {
@@ -226,6 +233,56 @@ describe('the dashboard, in Chromium', () => {
     await dialog.getByTestId('confirm').click();
     await row(done.id).waitFor({ state: 'detached' });
     expect(await taskById(done.id)).toBeNull();
+  });
+
+  it('filters by status and kind, searches by name, and pages through the tasks', async () => {
+    for (let i = 1; i <= 23; i++) {
+      await create(`Grid search ${String(i).padStart(2, '0')}`, i % 2 ? {} : { kind: 'optimize' });
+      server.clock.advance(1000);
+    }
+    const { id } = await running('Walk-forward alpha SPY');
+    await open();
+    const names = () => page.getByTestId('task-link').allTextContents();
+    const info = page.getByTestId('page-info');
+    expect(await info.textContent()).toBe('1–20 of 24');
+    await page.getByTestId('page-next').click();
+    await eventually(() => info.textContent()).toBe('21–24 of 24');
+    expect(await names()).toEqual(['Grid search 04', 'Grid search 03', 'Grid search 02', 'Grid search 01']);
+    await page.getByTestId('page-previous').click();
+    await eventually(() => info.textContent()).toBe('1–20 of 24');
+    expect((await names())[0]).toBe('Walk-forward alpha SPY');
+
+    await page.getByTestId('search').fill('ALPHA');
+    await eventually(names).toEqual(['Walk-forward alpha SPY']);
+    await page.getByTestId('search').fill('');
+    await page.getByTestId('filter-RUNNING').click();
+    await eventually(() => page.getByTestId('task-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id')))).toEqual([id]);
+    await page.getByTestId('filter-RUNNING').click();
+    await page.getByTestId('filter-kind').selectOption('optimize');
+    await eventually(() => info.textContent()).toBe('1–11 of 11');
+    expect((await names()).every((name) => /Grid search (0[2468]|1[02468]|2[02])/.test(name))).toBe(true);
+    await shot('filtered');
+  });
+
+  it('previews a cleanup of stuck tasks, then applies it', async () => {
+    const stuck = await running('Bollinger breakout NVDA 2020-2024');
+    server.clock.advance(2 * 60_000);
+    const fine = await running('SMA cross AAPL 2015-2019');
+    await open();
+    await page.getByTestId('cleanup').click();
+    const dialog = page.getByTestId('dialog');
+    expect(await dialog.getByTestId('cleanup-timeout').inputValue()).toBe('1');
+    await dialog.getByTestId('confirm').click();
+    const report = dialog.getByTestId('cleanup-report');
+    await report.waitFor();
+    expect(await report.textContent()).toContain('1 stuck task would be handled (CANCEL)');
+    expect(await report.textContent()).toContain('Bollinger breakout NVDA 2020-2024');
+    expect(await row(stuck.id).getAttribute('data-status')).toBe('RUNNING');
+    await shot('cleanup-preview');
+    await dialog.getByTestId('confirm').click();
+    await dialog.getByText('Handled 1 of 1 stuck tasks (CANCEL).').waitFor();
+    await page.locator(`[data-testid=task-row][data-task-id="${stuck.id}"][data-status=CANCELLED]`).waitFor();
+    expect(await row(fine.id).getAttribute('data-status')).toBe('RUNNING');
   });
 
   describe('with a busy board', () => {
@@ -283,6 +340,31 @@ describe('the dashboard, in Chromium', () => {
       await shot('phone');
     });
   });
+
+  it('shows the connection dropping, and after it comes back shows what changed meanwhile', async () => {
+    const { id, lease } = await running('Carry trade AUDJPY 2012-2022');
+    await open();
+    // An event seen before the drop: the page resumes after it (afterEventId) and also refetches.
+    await report(id, lease, 10, 'loading prices');
+    await eventually(() => row(id).getByTestId('progress').getAttribute('aria-valuenow')).toBe('10');
+    const port = new URL(server.url).port;
+    await server.stop();
+    await page.locator('[data-testid=connection][data-state=reconnecting]').waitFor();
+
+    // While the server is down, its database changes: progress on one task, a new task.
+    const { tasks } = taskHarness(database);
+    await tasks.reportProgress(id, lease, { progress: 70, message: 'simulating trades' });
+    const created = await tasks.create({ name: 'Created while the dashboard was away' });
+
+    server = await startServer({ PORT: port });
+    await page.locator('[data-testid=connection][data-state=live]').waitFor({ timeout: 20_000 });
+    await row(created.id).waitFor();
+    await eventually(() => row(id).getByTestId('progress').getAttribute('aria-valuenow')).toBe('70');
+    expect(await stillTheSamePage()).toBe(true);
+    await shot('reconnected');
+    // The browser said the server was unreachable meanwhile; nothing else.
+    problems = problems.filter((problem) => !/ERR_CONNECTION_REFUSED|WebSocket connection to .* failed/.test(problem));
+  }, 40_000);
 });
 
 /** A GET with the path exactly as given (fetch would resolve the dots). */

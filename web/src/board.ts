@@ -7,6 +7,7 @@ import type {
   BoardUpdatesSubscription,
   TaskStatus,
 } from '../../src/generated/graphql/graphql.js';
+import * as format from './format.js';
 import { BoardAlertsDocument, BoardOverviewDocument, BoardTasksDocument, BoardUpdatesDocument } from './documents.js';
 
 /** A task as the board shows it, with when this copy arrived (to tick "stuck for" on). */
@@ -235,7 +236,8 @@ export function createBoard(client: TaskwardenClient) {
     const task = stamp(alert.task);
     const entry: StuckAlert = { ...alert, task, key: ++alertSeq };
     set({ alerts: [entry, ...state.alerts].slice(0, MAX_ALERTS) });
-    toast('alert', `Stuck: ${task.name} (${alert.reason}, ${Math.round(alert.stuckForSeconds)} s) → ${alert.actionTaken}`, task.id);
+    const outcome = format.stuckOutcome[alert.actionTaken];
+    toast('alert', `Stuck: ${task.name}, ${alert.reason} for ${format.duration(alert.stuckForSeconds)}; ${outcome} by ${alert.actor}`, task.id);
     scheduleRefresh();
   }
 

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { TaskStatus } from '../../../src/generated/graphql/graphql.js';
-import { PAGE_SIZE, type Board, type BoardState, type BoardTask } from '../board.js';
+import { PAGE_SIZE, type Board, type BoardState, type BoardTask, type StuckAlert } from '../board.js';
 import { taskHref } from '../hooks.js';
 import * as format from '../format.js';
 import { isTerminal, ProgressBar, StatusBadge, StuckMarker } from './bits.js';
@@ -33,6 +33,8 @@ export function TaskTable({ state, board, now, act }: Props) {
   const allSelected = page.rows.length > 0 && selectedRows.length === page.rows.length;
   const kinds = state.overview?.stats.byKind.map((k) => k.kind) ?? [];
   const first = (page.number - 1) * PAGE_SIZE + 1;
+  // Tasks caught stuck while this page was open keep a mark after the monitor dealt with them.
+  const caught = new Map(state.alerts.map((alert) => [alert.task.id, alert] as const));
 
   return (
     <section class="panel tasks" aria-label="Tasks">
@@ -122,7 +124,7 @@ export function TaskTable({ state, board, now, act }: Props) {
         </thead>
         <tbody>
           {page.rows.map((task) => (
-            <Row key={task.id} task={task} now={now} selected={selected.has(task.id)} onToggle={() => toggle(task.id)} act={act} />
+            <Row key={task.id} task={task} caught={caught.get(task.id)} now={now} selected={selected.has(task.id)} onToggle={() => toggle(task.id)} act={act} />
           ))}
         </tbody>
       </table>
@@ -141,7 +143,16 @@ export function TaskTable({ state, board, now, act }: Props) {
   );
 }
 
-function Row({ task, now, selected, onToggle, act }: { task: BoardTask; now: number; selected: boolean; onToggle: () => void; act: (action: Action) => void }) {
+interface RowProps {
+  task: BoardTask;
+  caught?: StuckAlert;
+  now: number;
+  selected: boolean;
+  onToggle: () => void;
+  act: (action: Action) => void;
+}
+
+function Row({ task, caught, now, selected, onToggle, act }: RowProps) {
   const running = task.status === 'RUNNING';
   const runFor = task.durationSeconds == null ? undefined : running ? format.grown(task.durationSeconds, task.seenAt, now) : task.durationSeconds;
   return (
@@ -158,6 +169,11 @@ function Row({ task, now, selected, onToggle, act }: { task: BoardTask; now: num
       <td class="col-status">
         <StatusBadge status={task.status} />
         <StuckMarker task={task} now={now} />
+        {caught && !task.isStuck && (
+          <span class="stuck caught" data-testid="caught-marker" title={`Caught stuck at ${format.time(caught.detectedAt)}`}>
+            Was stuck · {caught.reason}
+          </span>
+        )}
       </td>
       <td class="col-progress">
         <ProgressBar value={task.progress} stuck={task.isStuck} status={task.status} />

@@ -78,7 +78,14 @@ describe('the dashboard, in Chromium', () => {
   // The board settles within a second or two; a slow CI machine gets more.
   const eventually = <T>(read: () => Promise<T>) => expect.poll(read, { timeout: 10_000, interval: 50 });
   const stillTheSamePage = () => page.evaluate('window.loadedOnce === true');
-  const shot = (name: string) => page.screenshot({ path: `${SCREENSHOTS}/${name}.png`, fullPage: true });
+  /** The whole page, in a window as tall as the page, so toasts sit at its bottom as a person would see them. */
+  async function shot(name: string) {
+    const viewport = page.viewportSize()!;
+    const height = (await page.evaluate('document.documentElement.scrollHeight')) as number;
+    await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, height) });
+    await page.screenshot({ path: `${SCREENSHOTS}/${name}.png` });
+    await page.setViewportSize(viewport);
+  }
   const row = (id: string) => page.locator(`[data-testid=task-row][data-task-id="${id}"]`);
 
   const create = async (name: string, extra: Record<string, unknown> = {}) =>
@@ -287,7 +294,7 @@ describe('the dashboard, in Chromium', () => {
 
   describe('with a busy board', () => {
     beforeEach(async () => {
-      // Two completed (30 s and 90 s), one failed, one cancelled, two running (one of them stuck), two pending.
+      // Two completed (30 s and 90 s), one failed, one cancelled, hours apart; two running (one of them stuck), two pending.
       for (const [name, seconds] of [
         ['SMA cross AAPL 2015-2019', 30],
         ['Pairs (cointegration) SPY 2018-2022', 90],
@@ -295,12 +302,14 @@ describe('the dashboard, in Chromium', () => {
         const { id, lease } = await running(name);
         server.clock.advance(seconds * 1000);
         await server.ok(`mutation($id: ID!, $l: String!) { completeTask(id: $id, leaseToken: $l, result: { sharpe: 1.4 }) { id } }`, { id, l: lease });
+        server.clock.advance(3 * 3600_000);
       }
       const failing = await running('Momentum 12-1 0700.HK 2015-2019', 'worker-2');
       await server.ok(`mutation($id: ID!, $l: String!) { failTask(id: $id, leaseToken: $l, error: "division by zero in position sizing") { id } }`, {
         id: failing.id,
         l: failing.lease,
       });
+      server.clock.advance(2 * 3600_000);
       const stopped = await create('Turtle breakout GC=F');
       await server.ok(`mutation($id: ID!) { stopTask(id: $id, reason: "wrong parameters") { id } }`, { id: stopped.id });
       await running('Bollinger breakout NVDA 2020-2024', 'worker-3');
@@ -326,7 +335,11 @@ describe('the dashboard, in Chromium', () => {
       const text = await Promise.all(cards.map((card) => page.locator(`[data-testid=stat-${card}] .card-value`).textContent()));
       expect(text).toEqual(['2', '2', '2', '1', '1', '1', '50 %', '1 min']);
 
+      // The monitor catches the stuck one (and leaves it running): the counts stay those of taskStats.
+      await server.ok(`mutation { runMonitorSweep { alerted } }`);
+      await page.getByTestId('alert-item').waitFor();
       await shot('overview');
+      await eventually(shown).toEqual(await expected());
       const pending = await create('Walk-forward SPY');
       await server.ok(`mutation($id: ID!) { stopTask(id: $id) { id } }`, { id: pending.id });
       await eventually(shown).toEqual(await expected());

@@ -16,11 +16,12 @@ export const percent = (rate: number | null | undefined) => (rate == null ? '—
 export const progress = (value: number) => `${Math.round(value)} %`;
 
 /** Time of day, with the date when it is not today. */
-export function time(iso: string | null | undefined): string {
+export function time(iso: string | null | undefined, options: { seconds?: boolean } = {}): string {
   if (!iso) return '—';
   const date = new Date(iso);
+  const clock: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit', ...(options.seconds === false ? {} : { second: '2-digit' }) };
   const today = new Date().toDateString() === date.toDateString();
-  return today ? date.toLocaleTimeString() : date.toLocaleString();
+  return date.toLocaleString([], today ? clock : { month: 'short', day: 'numeric', ...clock });
 }
 
 /** Seconds a server-side span has grown to since the copy holding it arrived. */

@@ -4,7 +4,7 @@ import * as format from '../format.js';
 
 export function AlertList({ alerts, board }: { alerts: StuckAlert[]; board: Board }) {
   return (
-    <section class="panel alerts" aria-label="Stuck task alerts" data-testid="alerts">
+    <section class={`panel alerts${alerts.length ? ' has-items' : ''}`} aria-label="Stuck task alerts" data-testid="alerts">
       <header class="panel-head">
         <h2>
           Alerts {alerts.length > 0 && <span class="count">{alerts.length}</span>}

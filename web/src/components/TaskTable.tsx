@@ -186,8 +186,10 @@ function Row({ task, caught, now, selected, onToggle, act }: RowProps) {
       <td class="col-time">
         {runFor !== undefined ? (
           <span title={`started ${format.time(task.startedAt)}`}>{format.duration(runFor)}</span>
+        ) : task.status === 'PENDING' ? (
+          <span title={`created ${format.time(task.createdAt)}`}>since {format.time(task.createdAt, { seconds: false })}</span>
         ) : (
-          <span title="created">{format.time(task.createdAt)}</span>
+          <span title={`ended ${format.time(task.completedAt)}`}>ended {format.time(task.completedAt, { seconds: false })}</span>
         )}
       </td>
       <td class="col-actions">

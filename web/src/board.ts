@@ -251,42 +251,26 @@ export function createBoard(client: TaskwardenClient) {
     if (state.toasts.some((t) => t.id === id)) set({ toasts: state.toasts.filter((t) => t.id !== id) });
   }
 
-  // A subscription that ends or fails (server restart, overflow) is opened again, resuming from the last event seen.
-  const retryLater = () => {
-    clearTimeout(resubscribeTimer);
-    resubscribeTimer = setTimeout(subscribe, 1000);
-  };
+  /** A subscription that ends or fails (server restart, overflow) is opened again, resuming from the last event seen. */
+  function reopenWhenEnded(forget: () => void) {
+    const ended = () => {
+      forget();
+      clearTimeout(resubscribeTimer);
+      resubscribeTimer = setTimeout(subscribe, 1000);
+    };
+    return { error: ended, complete: ended };
+  }
 
   function subscribe() {
     stopUpdates ??= client.subscribe(
       BoardUpdatesDocument,
       { afterEventId: lastEventId },
-      {
-        next: (data) => onEvent(data.taskUpdated),
-        error: () => {
-          stopUpdates = undefined;
-          retryLater();
-        },
-        complete: () => {
-          stopUpdates = undefined;
-          retryLater();
-        },
-      },
+      { next: (data) => onEvent(data.taskUpdated), ...reopenWhenEnded(() => (stopUpdates = undefined)) },
     );
     stopAlerts ??= client.subscribe(
       BoardAlertsDocument,
       {},
-      {
-        next: (data) => onAlert(data.stuckTaskDetected),
-        error: () => {
-          stopAlerts = undefined;
-          retryLater();
-        },
-        complete: () => {
-          stopAlerts = undefined;
-          retryLater();
-        },
-      },
+      { next: (data) => onAlert(data.stuckTaskDetected), ...reopenWhenEnded(() => (stopAlerts = undefined)) },
     );
   }
 

@@ -75,6 +75,14 @@ function Buttons({ busy, confirm, tone = 'danger', onConfirm, onClose, disabled 
   );
 }
 
+const CloseButton = ({ onClose }: { onClose: () => void }) => (
+  <div class="modal-buttons">
+    <button type="button" onClick={onClose}>
+      Close
+    </button>
+  </div>
+);
+
 const ErrorLine = ({ error }: { error?: string }) =>
   error ? (
     <p class="error-line" role="alert" data-testid="dialog-error">
@@ -190,11 +198,7 @@ function DeleteDialog({ tasks, board, onClose }: { tasks: BoardTask[]; board: Bo
         </>
       )}
       {outcomes ? (
-        <div class="modal-buttons">
-          <button type="button" onClick={onClose}>
-            Close
-          </button>
-        </div>
+        <CloseButton onClose={onClose} />
       ) : (
         <Buttons busy={busy} confirm="Delete" onConfirm={confirm} onClose={onClose} />
       )}
@@ -273,11 +277,7 @@ function CleanupDialog({ timeoutMinutes: initial, board, onClose }: { timeoutMin
       )}
       <ErrorLine error={error} />
       {applied ? (
-        <div class="modal-buttons">
-          <button type="button" onClick={onClose}>
-            Close
-          </button>
-        </div>
+        <CloseButton onClose={onClose} />
       ) : preview ? (
         <Buttons
           busy={busy}

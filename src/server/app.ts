@@ -4,11 +4,11 @@ import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, useReadinessCheck, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
-import { createDashboardHandler } from './dashboard.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema, type Context } from '../graphql/index.js';
 import type { Logger } from '../log.js';
 import type { Services } from '../services.js';
+import { createDashboardHandler } from './dashboard.js';
 
 export const GRAPHQL_PATH = '/graphql';
 

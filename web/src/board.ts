@@ -134,8 +134,11 @@ export function createBoard(client: TaskwardenClient) {
     return fetchedAfter;
   };
 
+  // Only the page asked for last is shown: an answer for an older filter or page that arrives late is dropped.
+  let pageAsked = 0;
   const loadPage = async (args: BoardTasksQueryVariables, number: number) => {
     const fetchedAfter = lastEventId;
+    const asked = ++pageAsked;
     const { status, kind, search } = state.filter;
     set({ page: { ...state.page, loading: true } });
     try {
@@ -145,6 +148,7 @@ export function createBoard(client: TaskwardenClient) {
         kind: kind || undefined,
         search: search.trim() || undefined,
       });
+      if (asked !== pageAsked) return fetchedAfter;
       pageArgs = args;
       set({
         page: {
@@ -159,7 +163,7 @@ export function createBoard(client: TaskwardenClient) {
         },
       });
     } catch (error) {
-      set({ page: { ...state.page, loading: false, error: messageOf(error) } });
+      if (asked === pageAsked) set({ page: { ...state.page, loading: false, error: messageOf(error) } });
     }
     return fetchedAfter;
   };

@@ -16,7 +16,7 @@ const log = createLogger(config.logLevel);
 
 try {
   const taskwarden = await startTaskwarden({ config, log });
-  console.log(`Taskwarden is ready: GraphiQL at ${taskwarden.url}`);
+  console.log(`Taskwarden is ready: the dashboard at ${new URL('/', taskwarden.url)}, GraphiQL at ${taskwarden.url}`);
   let signals = 0;
   const shutdown = (signal: NodeJS.Signals) => {
     if (++signals > 1) {

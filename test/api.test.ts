@@ -145,6 +145,30 @@ describe.each(databaseKinds)('GraphQL API over HTTP [%s]', (kind) => {
     expect((await server.ok(page, { status: ['RUNNING'] })).tasks.totalCount).toBe(0);
   });
 
+  it('searches tasks by name, ignoring case, with the other filters', async () => {
+    await create('SMA cross AAPL 2015-2019');
+    await create('sma cross NVDA', { kind: 'optimize' });
+    await create('Momentum 12-1 AAPL');
+    await create('100% sure_thing');
+    await create('saved to C:\\runs');
+    const search = `query($search: String, $kind: String) { tasks(search: $search, kind: $kind) { totalCount edges { node { name } } } }`;
+    const names = async (variables: Record<string, unknown>) => {
+      const { tasks } = await server.ok(search, variables);
+      return { total: tasks.totalCount, names: tasks.edges.map((e: { node: { name: string } }) => e.node.name).sort() };
+    };
+    expect(await names({ search: 'SMA CROSS' })).toEqual({ total: 2, names: ['SMA cross AAPL 2015-2019', 'sma cross NVDA'] });
+    expect(await names({ search: 'aapl', kind: 'backtest' })).toEqual({ total: 2, names: ['Momentum 12-1 AAPL', 'SMA cross AAPL 2015-2019'] });
+    expect(await names({ search: 'cross', kind: 'optimize' })).toEqual({ total: 1, names: ['sma cross NVDA'] });
+    // LIKE wildcards in the text match only themselves.
+    expect(await names({ search: '0% s' })).toEqual({ total: 1, names: ['100% sure_thing'] });
+    expect(await names({ search: 'e_t' })).toEqual({ total: 1, names: ['100% sure_thing'] });
+    expect(await names({ search: '%' })).toEqual({ total: 1, names: ['100% sure_thing'] });
+    expect(await names({ search: ':\\R' })).toEqual({ total: 1, names: ['saved to C:\\runs'] });
+    expect((await names({ search: '' })).total).toBe(5);
+    const tooLong = await server.gql(search, { search: 'x'.repeat(201) });
+    expect(tooLong.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'search' });
+  });
+
   it('reports stats, the monitor, and sweeps on demand', async () => {
     const done = await create('done');
     const l1 = await start(done.id);

@@ -318,13 +318,15 @@ describe('taskwarden, the operator CLI', () => {
 
   it('--help of the program and of every command ends with examples', () => {
     const program = createProgram();
-    for (const command of [program, ...program.commands.filter((c) => c.name() !== 'help')]) {
+    const token = program.commands.find((c) => c.name() === 'token')!;
+    for (const command of [program, ...program.commands.filter((c) => c.name() !== 'help'), ...token.commands.filter((c) => c.name() !== 'help')]) {
       let text = '';
       command.configureOutput({ writeOut: (chunk) => (text += chunk) });
       command.outputHelp();
-      expect(text, command.name()).toMatch(new RegExp(`Examples:\\n  \\$ taskwarden ${command === program ? '' : command.name()}`));
+      const path = command === program ? '' : command.parent === token ? `token ${command.name()}` : command.name();
+      expect(text, command.name()).toMatch(new RegExp(`Examples:\\n  \\$ taskwarden ${path}`));
     }
-    expect(program.commands.map((c) => c.name())).toEqual(['list', 'stuck', 'stop', 'delete', 'force', 'cleanup', 'stats', 'watch', 'fix-stuck']);
+    expect(program.commands.map((c) => c.name())).toEqual(['list', 'stuck', 'stop', 'delete', 'force', 'cleanup', 'stats', 'watch', 'fix-stuck', 'token']);
   });
 
   it('fix-stuck through the API: dry run, asks first, stops with --yes, deletes with --delete', async () => {
@@ -414,7 +416,7 @@ describe('taskwarden, the operator CLI', () => {
     const empty = tempDir();
     const nothing = await taskwarden(['--url', down, 'fix-stuck', '--yes'], { env: { DATA_DIR: empty } });
     expect(nothing.code).toBe(3);
-    expect(nothing.stderr).toBe(`taskwarden: There is no Taskwarden database in ${empty} to repair directly (set DATA_DIR, or pass --database-url).\n`);
+    expect(nothing.stderr).toBe(`taskwarden: There is no Taskwarden database in ${empty} to open directly (set DATA_DIR, or pass --database-url).\n`);
     expect(readdirSync(empty)).toEqual([]);
   });
 

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Prisma } from '../src/generated/prisma/client.js';
 import { openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -95,7 +96,7 @@ describe('mutations under random input', () => {
           await database.db.prisma.task.deleteMany({ where: { id: { notIn: [running.id, completed] } } });
           await database.db.prisma.task.update({
             where: { id: running.id },
-            data: { status: 'RUNNING', leaseToken: running.lease, result: undefined, error: null, completedAt: null },
+            data: { status: 'RUNNING', leaseToken: running.lease, result: Prisma.DbNull, error: null, completedAt: null },
           });
         }
       }),

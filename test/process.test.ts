@@ -24,7 +24,8 @@ describe('the server process', () => {
     expect(output.trim()).toBe('taskwarden: MONITOR_INTERVAL="often": expected a duration such as 30m, 90s or 1h');
   });
 
-  it('keeps data across restarts, refuses a second server on the same data, and drains on SIGTERM', async () => {
+  // Three server processes one after the other: about 18 s alone on 2 cores, past 30 s beside the browser tests.
+  it('keeps data across restarts, refuses a second server on the same data, and drains on SIGTERM', { timeout: 90_000 }, async () => {
     const dataDir = tempDataDir();
     const first = await spawnServer({ DATA_DIR: dataDir });
     const created = await post(first.url, 'mutation { createTask(input: { name: "survives restarts" }) { id } }');

@@ -113,9 +113,10 @@ builder.queryFields((t) => ({
       args: {
         status: t.arg({ type: [TaskStatusEnum], required: false }),
         kind: t.arg.string(),
+        search: t.arg.string({ description: 'Only tasks whose name contains this text, ignoring case (at most 200 characters).' }),
       },
-      totalCount: (_connection, args, ctx) => ctx.services.tasks.count({ status: args.status, kind: args.kind }),
-      resolve: (query, _root, args, ctx) => ctx.services.tasks.list({ status: args.status, kind: args.kind }, query),
+      totalCount: (_connection, { status, kind, search }, ctx) => ctx.services.tasks.count({ status, kind, search }),
+      resolve: (query, _root, { status, kind, search }, ctx) => ctx.services.tasks.list({ status, kind, search }, query),
     },
     { name: 'TaskConnection', description: 'A page of tasks.' },
     { name: 'TaskEdge' },

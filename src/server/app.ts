@@ -24,6 +24,7 @@ import { requestContext, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Services } from '../services.js';
 import { createConnectionRegistry, endable } from './connections.js';
+import { createDashboardHandler } from './dashboard.js';
 import { useFieldRepeatLimit } from './field-repeats.js';
 import { useRequestLimits } from './request-limits.js';
 
@@ -40,6 +41,8 @@ export interface AppOptions {
   introspection: boolean;
   /** Readiness beyond "the process runs": database reachable and migrated, monitor scheduled. */
   ready?: () => Promise<boolean>;
+  /** The built dashboard, served at `/`. Default: web/dist of this package (`npm run build:web`). */
+  dashboardDir?: string;
 }
 
 export interface App {
@@ -63,7 +66,7 @@ type SocketExtra = {
 };
 
 /** The HTTP and WebSocket front of the API. Owns no data: services and the database are the caller's. */
-export function createApp({ services, log, metrics, limits, introspection, ready }: AppOptions): App {
+export function createApp({ services, log, metrics, limits, introspection, ready, dashboardDir }: AppOptions): App {
   const yogaLog = log.child({ component: 'graphql' });
   const connections = createConnectionRegistry({ maxPerPrincipal: limits.connectionsPerToken });
 
@@ -128,10 +131,11 @@ export function createApp({ services, log, metrics, limits, introspection, ready
   metrics.watch(services, () => connections.size);
 
   // Each request runs in its own log context, so every line written for it (errors included) names it.
+  const dashboard = createDashboardHandler({ dir: dashboardDir, fallback: yoga, log });
   const server = createServer((req, res) => {
     const given = req.headers['x-request-id'];
     const requestId = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
-    requestContext.run({ requestId }, () => yoga(req, res));
+    requestContext.run({ requestId }, () => (isApiPath(req.url) ? yoga(req, res) : dashboard(req, res)));
   });
   const sockets = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: limits.bodyBytes });
 
@@ -259,6 +263,13 @@ function asHttpError(error: unknown): unknown {
     });
   }
   return error;
+}
+
+// Everything else is the dashboard's (GET and HEAD; other methods get yoga's 404).
+const API_PATHS = [GRAPHQL_PATH, '/health', '/ready', '/metrics'];
+function isApiPath(url = '/'): boolean {
+  const path = url.split('?', 1)[0]!;
+  return API_PATHS.some((api) => path === api || path.startsWith(`${api}/`));
 }
 
 type Enveloped = ReturnType<YogaServerInstance<Record<string, unknown>, Context>['getEnveloped']>;

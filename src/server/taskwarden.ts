@@ -25,6 +25,8 @@ export interface StartOptions {
   clock?: Clock;
   /** An open database to use instead of the configured one; the caller keeps it (stop() leaves it open). */
   db?: Database;
+  /** The built dashboard to serve at `/`. Default: web/dist. */
+  dashboardDir?: string;
 }
 
 /** Starts the whole service: database (migrated), services, HTTP + WebSocket API, monitor. */
@@ -50,6 +52,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
     metrics,
     limits: config.limits,
     introspection: config.introspection,
+    dashboardDir: options.dashboardDir,
     ready: async () => (await db.ready()) && (!config.monitor.enabled || services.monitor.status().running),
   });
   let url: string;

@@ -29,6 +29,8 @@ export interface TaskLease {
 export interface TaskFilter {
   status?: TaskStatus[] | null;
   kind?: string | null;
+  /** A case-insensitive substring of the name (at most 200 characters). */
+  search?: string | null;
 }
 
 /** Prisma's page arguments, as the GraphQL connection computes them. */
@@ -449,9 +451,12 @@ export function notFound(id: string) {
 }
 
 function taskWhere(filter: TaskFilter): Prisma.TaskWhereInput {
+  const search = valid.optionalText(filter.search, 'search', valid.limits.name);
   return {
     ...(filter.status?.length ? { status: { in: filter.status } } : {}),
     ...(filter.kind ? { kind: filter.kind } : {}),
+    // Prisma passes LIKE wildcards through: escaped, `%` and `_` match only themselves.
+    ...(search ? { name: { contains: search.replace(/[\\%_]/g, '\\$&'), mode: 'insensitive' } } : {}),
   };
 }
 

@@ -32,7 +32,7 @@ export interface TestServer {
 export async function startTestServer(
   database: TestDatabase,
   env: Record<string, string> = {},
-  options: { realTime?: boolean } = {},
+  options: { realTime?: boolean; dashboardDir?: string } = {},
 ): Promise<TestServer> {
   const config: Config = loadConfig({ PORT: '0', MONITOR_ENABLED: 'false', LOG_LEVEL: 'silent', ...env });
   const clock = manualClock(new Date());
@@ -41,6 +41,7 @@ export async function startTestServer(
     log: pino({ level: config.logLevel }),
     clock: options.realTime ? systemClock : clock,
     db: database.db,
+    dashboardDir: options.dashboardDir,
   });
   const wsClients: WsClient[] = [];
   const gql = async (query: string, variables?: Record<string, unknown>) => {

@@ -95,6 +95,7 @@ const databaseOption = () =>
 export const tokenCommand = () =>
   new Command('token')
     .description('API tokens: create (the secret is shown once), list, revoke. Needs an admin token, or the server down (then its database is used directly)')
+    .addHelpText('after', examples('taskwarden token create --role worker --name ci-runner', 'taskwarden token list', 'taskwarden token revoke --name ci-runner'))
     .addCommand(
       new Command('create')
         .description('Creates a token and prints its secret, once')

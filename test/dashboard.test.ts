@@ -378,6 +378,27 @@ describe('the dashboard, in Chromium', () => {
     // The browser said the server was unreachable meanwhile; nothing else.
     problems = problems.filter((problem) => !/ERR_CONNECTION_REFUSED|WebSocket connection to .* failed/.test(problem));
   }, 40_000);
+
+  // Last: from here on the server wants a token.
+  it('asks for an API token once the server requires one, and works with the one given in Settings', async () => {
+    const { id } = await create('Visible with a token');
+    const { token } = await server.taskwarden.services.tokens.create({ name: 'wallboard', role: 'viewer', createdBy: 'test' });
+    page = await browser.newPage();
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(message.text());
+    });
+    await page.goto(server.url.replace(/\/graphql$/, '/'));
+    await page.getByRole('alert').filter({ hasText: 'requires an API token' }).filter({ hasText: 'Open Settings' }).first().waitFor();
+    await page.getByRole('button', { name: 'Settings' }).click();
+    await page.getByLabel('API token (kept in this browser)').fill(token);
+    await page.getByRole('button', { name: 'Save and reload' }).click();
+    await page.locator('[data-testid=connection][data-state=live]').waitFor();
+    await row(id).waitFor();
+    await shot('with-token');
+    // Refused requests before the token was given are all the browser complained about.
+    problems = problems.filter((problem) => !/status of 401|WebSocket connection to .* failed/.test(problem));
+    await page.evaluate(() => localStorage.clear());
+  });
 });
 
 /** A GET with the path exactly as given (fetch would resolve the dots). */

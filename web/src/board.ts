@@ -367,8 +367,9 @@ export function saveToken(token: string) {
   else localStorage.removeItem(TOKEN_KEY);
 }
 
-/** The server's own words for a failed request. */
+/** The server's own words for a failed request (and, when it wants a token, where to give it one). */
 export function messageOf(error: unknown): string {
+  if (error instanceof TaskwardenClientError && error.code === 'UNAUTHENTICATED') return `${error.message} Open Settings to give this page an API token.`;
   return error instanceof TaskwardenClientError || error instanceof Error ? error.message : String(error);
 }
 

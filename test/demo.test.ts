@@ -9,6 +9,9 @@ describe('npm run demo', () => {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/demo/main.ts', '--tasks', '8', '--workers', '3', '--plain', '--timeout', '120'], {
       env: { ...process.env, NO_COLOR: '1' },
       timeout: 140_000,
+    }).catch((error: { stdout?: string; stderr?: string; message: string }) => {
+      // Show what the simulator saw: its table says which outcome did not match.
+      throw new Error(`${error.message}\n${error.stdout ?? ''}\n${error.stderr ?? ''}`);
     });
     expect(stdout).toContain('Every injected failure was caught and handled.');
     expect(stdout).toMatch(/REFUSED\s+the zombie's late write .*LEASE_MISMATCH/);

@@ -4,7 +4,8 @@ import type { EventBus } from '../events.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { TaskService } from '../tasks/service.js';
 import type { AlertService } from '../alerts/service.js';
-import { stuckAlert } from '../alerts/rules.js';
+import { stuckAlert, type AlertDraft } from '../alerts/rules.js';
+import type { RecordedChange } from '../tasks/sql/record-change.js';
 import { findStuck, type StuckTask } from '../tasks/stuck.js';
 
 /** Why a sweep ran: the monitor's timer, `runMonitorSweep`, or an operator's `cleanupStuck`. */
@@ -75,17 +76,19 @@ export async function sweep({ prisma, tasks, clock, bus, alerts }: SweepDeps, op
       const running = await tasks.running(tx);
       const now = clock.now();
       const found = findStuck(running, now, options.timeoutMs);
-      const handled: (HandledTask & { change: NonNullable<Awaited<ReturnType<TaskService['resolveStuck']>>>['change'] })[] = [];
+      const handled: (HandledTask & { change: RecordedChange; alert: AlertDraft })[] = [];
       if (!dryRun) {
         for (const { task, verdict } of found) {
           const resolution = await tasks.resolveStuck(tx, task, verdict, options.action, options.actor);
-          if (resolution) handled.push({ task: resolution.change.row, verdict, outcome: resolution.outcome, change: resolution.change });
+          if (!resolution) continue;
+          const { change, outcome } = resolution;
+          handled.push({ task: change.row, verdict, outcome, change, alert: stuckAlert(change.row, verdict, outcome, options.actor, now) });
         }
       }
       // The alerts go into the outbox in this same transaction; the subscription hears exactly those (deduplicated by key).
       const recorded = await alerts.record(
         tx,
-        handled.map((h) => stuckAlert(h.task, h.verdict, h.outcome, options.actor, now)),
+        handled.map((h) => h.alert),
       );
       if (options.trigger !== 'cleanup') recorded.push(...(await alerts.pendingTooLong(tx)));
       if (options.trigger !== 'cleanup') {
@@ -112,9 +115,9 @@ export async function sweep({ prisma, tasks, clock, bus, alerts }: SweepDeps, op
   const detectedAt = clock.now();
   const alerted = new Set(outcome?.recorded.map((r) => r.key));
   alerts.committed(outcome?.recorded ?? []);
-  for (const { change, verdict, outcome: actionTaken } of outcome?.handled ?? []) {
+  for (const { change, verdict, outcome: actionTaken, alert } of outcome?.handled ?? []) {
     tasks.publish(change);
-    if (!alerted.has(stuckAlert(change.row, verdict, actionTaken, options.actor, detectedAt).key)) continue;
+    if (!alerted.has(alert.key)) continue;
     bus.publish('task:stuck', {
       task: change.row,
       reason: verdict.reason,
@@ -136,6 +139,6 @@ export async function sweep({ prisma, tasks, clock, bus, alerts }: SweepDeps, op
     finishedAt: clock.now(),
     scanned: outcome?.scanned ?? 0,
     found: outcome?.found ?? [],
-    handled: (outcome?.handled ?? []).map(({ change: _change, ...handled }) => handled),
+    handled: (outcome?.handled ?? []).map(({ change: _change, alert: _alert, ...handled }) => handled),
   };
 }

@@ -40,8 +40,6 @@ export interface PageArgs {
   cursor?: Prisma.TaskWhereUniqueInput;
 }
 
-export type ForceStatus = typeof TaskStatus.CANCELLED | typeof TaskStatus.FAILED;
-
 export interface StuckResolution {
   change: RecordedChange;
   /** What was done: `retry` becomes `fail` when no attempts are left. */
@@ -129,10 +127,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
     return publish(change);
   }
 
-  async function lease(change: RecordedChange | null, leaseToken: string): Promise<TaskLease | null> {
-    if (!change) return null;
-    return { task: publish(change), leaseToken };
-  }
+  const lease = (change: RecordedChange | null, leaseToken: string): TaskLease | null => change && { task: publish(change), leaseToken };
 
   return {
     async create(input: CreateTaskInput, actor: string = actors.api): Promise<Task> {
@@ -162,7 +157,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
         { type: TaskEventType.STARTED, actor: workerId, at: now },
         { verb: 'start' },
       );
-      return (await lease(change, leaseToken))!;
+      return lease(change, leaseToken)!;
     },
 
     /** Starts the oldest pending task of the given kinds, or returns null when none is pending. */

@@ -74,7 +74,7 @@ async function progressReports(db: Database, n: number) {
 
 async function fanOut(db: Database, subscribers: number, changes: number) {
   await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskEvent", "MonitorSweep"');
-  const config = loadConfig({ PORT: '0', MONITOR_ENABLED: 'false', LOG_LEVEL: 'silent' });
+  const config = loadConfig({ PORT: '0', MONITOR_ENABLED: 'false', LOG_LEVEL: 'silent', MAX_CONNECTIONS_PER_TOKEN: String(subscribers + 10) });
   const server = await startTaskwarden({ config, log, db });
   const task = await server.services.tasks.create({ name: 'fan-out' });
   const { leaseToken } = await server.services.tasks.start(task.id, 'w');

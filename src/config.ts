@@ -121,7 +121,8 @@ const envSchema = z.object({
   MAX_TOKENS: positiveInt(1000).default(1000),
   MAX_BODY_BYTES: positiveInt(2_097_152).default(2 * 1024 * 1024),
   MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt(20).default(20),
-  MAX_CONNECTIONS_PER_TOKEN: positiveInt(20).default(20),
+  // Workers usually share one token and each holds a connection: room for a fleet, still a bound.
+  MAX_CONNECTIONS_PER_TOKEN: positiveInt(200).default(200),
   SUBSCRIPTION_BUFFER: positiveInt(1000).default(1000),
   ALERT_WEBHOOK_URLS: webhookUrls.default([]),
   ALERT_CONFIG: alertConfigFile.optional(),

@@ -22,7 +22,7 @@ describe('configuration', () => {
         tokens: 1000,
         bodyBytes: 2 * 1024 * 1024,
         subscriptionsPerConnection: 20,
-        connectionsPerToken: 20,
+        connectionsPerToken: 200,
         subscriptionBuffer: 1000,
       },
       alerts: {

@@ -3,7 +3,7 @@ import { createAlertService, type AlertService } from './alerts/service.js';
 import { createAccess, type Access } from './auth/access.js';
 import { createTokenService, type EnvToken, type TokenService } from './auth/tokens.js';
 import type { Clock } from './clock.js';
-import type { AlertSettings, MonitorSettings } from './config.js';
+import { loadConfig, type AlertSettings, type MonitorSettings } from './config.js';
 import type { EventBus } from './events.js';
 import type { PrismaClient } from './generated/prisma/client.js';
 import { createMonitor, type Monitor } from './monitor/monitor.js';
@@ -69,13 +69,5 @@ export interface Observers {
   delivery?: (outcome: DeliveryOutcome) => void;
 }
 
-/** Alerting with no webhook: alerts are still recorded, queryable, and sent to subscribers. */
-export const defaultAlertSettings: AlertSettings = {
-  webhooks: [],
-  burstCount: 5,
-  burstWindowMs: 10 * 60_000,
-  sweepFailures: 3,
-  maxAttempts: 8,
-  retryBaseMs: 2000,
-  pollIntervalMs: 5000,
-};
+/** Alerting as configured with no ALERT_* setting: no webhook; alerts are still recorded, queryable, and sent to subscribers. */
+export const defaultAlertSettings: AlertSettings = loadConfig({}).alerts;

@@ -204,6 +204,12 @@ describe('observability', () => {
     expect(value(after, 'taskwarden_task_transitions_total', { type: 'STARTED', actor: 'worker' })).toBe(1);
     expect(value(after, 'taskwarden_task_transitions_total', { type: 'CANCELLED', actor: 'monitor' })).toBe(1);
     expect(value(after, 'taskwarden_stuck_detections_total', { reason: 'NO_HEARTBEAT', action: 'cancel' })).toBe(1);
+    // An operator's cleanup handles stuck tasks too, and counts the same way.
+    const second = (await server.ok('mutation { createTask(input: { name: "cleaned" }) { id } }')).createTask;
+    await server.ok(`mutation { startTask(id: "${second.id}", workerId: "w") { leaseToken } }`);
+    server.clock.advance(2 * HOUR);
+    await server.ok('mutation { cleanupStuck(timeoutMinutes: 60, autoFix: true) { fixed { id } } }');
+    expect(value(await scrape(), 'taskwarden_stuck_detections_total', { reason: 'NO_HEARTBEAT', action: 'cancel' })).toBe(2);
     expect(value(after, 'taskwarden_tasks', { status: 'CANCELLED' })).toBe(1);
     expect(Number(after.find((f) => f.name === 'taskwarden_sweep_duration_seconds')!.metrics[0]!.count)).toBe(1);
     expect(after.find((f) => f.name === 'graphql_envelop_request_duration')).toBeDefined();

@@ -37,7 +37,8 @@ export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log
 
   /** Sweeps queue behind each other in this process, so none overlaps another. */
   function queue(options: SweepOptions): Promise<SweepReport> {
-    const run = inFlight.then(() => sweep(deps, options));
+    // Every sweep that ends is observed (metrics), cleanups included.
+    const run = inFlight.then(() => sweep(deps, options)).then((report) => (deps.onSweep?.(report), report));
     inFlight = run.catch(() => {});
     return run;
   }
@@ -57,7 +58,6 @@ export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log
         } else {
           log.debug({ scanned: report.scanned, ran: report.ran }, 'monitor sweep');
         }
-        deps.onSweep?.(report);
         return report;
       },
       (error: unknown) => {

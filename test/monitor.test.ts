@@ -67,6 +67,17 @@ describe.each(databaseKinds)('stuck detection and the monitor [%s]', (kind) => {
     expect(report.handled).toMatchObject([{ outcome: 'fail', task: { status: 'FAILED', error: expect.stringContaining('no progress for') } }]);
   });
 
+  it('calls a worker that died just after a heartbeat dead (NO_HEARTBEAT), not frozen', async () => {
+    const { task, leaseToken } = await taskIn(h.tasks, 'RUNNING', 'died after a heartbeat');
+    await h.tasks.reportProgress(task.id, leaseToken!, { progress: 50 });
+    h.clock.advance(MINUTE);
+    await h.tasks.reportProgress(task.id, leaseToken!); // its last sign of life: a bare heartbeat
+    h.clock.advance(TIMEOUT - MINUTE / 2); // no progress for longer than the timeout, silent for less
+    expect((await run('cancel')).found).toEqual([]);
+    h.clock.advance(MINUTE);
+    expect((await run('cancel')).found.map((f) => f.verdict.reason)).toEqual(['NO_HEARTBEAT']);
+  });
+
   it('finds a task past its own time limit (OVERTIME), even while it progresses', async () => {
     const created = await h.tasks.create({ name: 'bounded', timeoutMinutes: 5 });
     const { leaseToken } = await h.tasks.start(created.id, 'w');

@@ -7,7 +7,8 @@ export const stuckReasons = ['NO_HEARTBEAT', 'OVERTIME', 'NO_PROGRESS'] as const
  * - NO_HEARTBEAT: its worker has been silent (dead, or cut off) for longer than the timeout;
  * - OVERTIME: it has run longer than its own `timeoutMinutes`;
  * - NO_PROGRESS: its worker still heartbeats but neither progress nor message changed for longer
- *   than the timeout: alive but frozen, such as the seed's "stuck at 90% while saving results".
+ *   than the timeout (and heartbeats kept coming for at least half of it after the last progress):
+ *   alive but frozen, such as the seed's "stuck at 90% while saving results".
  */
 export type StuckReason = (typeof stuckReasons)[number];
 
@@ -43,8 +44,13 @@ export function detectStuck(task: StuckInput, now: Date, timeoutMs: number): Stu
     return verdict('OVERTIME', task.startedAt);
   }
 
+  // Frozen, not dead: its worker must have gone on heartbeating for at least half the timeout after
+  // the last progress. A worker that died just after a heartbeat would otherwise be called frozen a
+  // little before its silence reaches the timeout; it is caught as NO_HEARTBEAT soon after instead.
   const lastProgress = task.lastProgressAt ?? task.startedAt;
-  if (at - lastProgress.getTime() > timeoutMs) return verdict('NO_PROGRESS', lastProgress);
+  if (at - lastProgress.getTime() > timeoutMs && lastHeartbeat.getTime() - lastProgress.getTime() >= timeoutMs / 2) {
+    return verdict('NO_PROGRESS', lastProgress);
+  }
 
   return null;
 }

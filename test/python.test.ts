@@ -39,7 +39,7 @@ describe.skipIf(!hasPython)('the Python client', () => {
       },
       { realTime: true },
     );
-  });
+  }, 120_000); // PGlite's migrations take a while on a loaded machine
   afterAll(async () => {
     await server?.stop();
     await database?.close();

@@ -312,7 +312,7 @@ class Worker:
         heartbeat_interval: Optional[float] = None,
         progress_interval: float = 1.0,
         poll_interval: float = 1.0,
-        max_poll_interval: float = 30.0,
+        max_poll_interval: float = 5.0,
         drain_timeout: float = 30.0,
         finish_retries: int = 8,
         handle_signals: bool = True,
@@ -399,9 +399,12 @@ class Worker:
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
         def on_signal(signum: int, _frame: Any) -> None:
+            name = signal.Signals(signum).name
             if self._stopping.is_set():
                 self._hurry.set()
-            log.info("worker %s got %s: draining before exit", self.worker_id, signal.Signals(signum).name)
+                log.info("worker %s got %s again: handing unfinished tasks back now", self.worker_id, name)
+            else:
+                log.info("worker %s got %s: draining before exit (again to hand tasks back at once)", self.worker_id, name)
             self._stopping.set()
             self._wake.set()
 
@@ -514,7 +517,7 @@ class _RunningTask:
                 except TaskwardenError:
                     pass
             if self.lost:
-                log.warning("%s was taken away while it ran (%s); its outcome is discarded", self._label, self.lost)
+                log.warning("%s: the handler ended after the task was taken away (%s); its outcome is discarded", self._label, self.lost)
             elif failure is None:
                 if self._finish("complete", lambda: self.client.complete_task(self.task["id"], self.lease_token, result)) == "refused":
                     # The result itself was refused (not JSON, too large): record that instead of leaving the task running.
@@ -603,7 +606,7 @@ class _RunningTask:
             except TaskwardenError:
                 pass  # logged by write(); the next beat tries again
 
-    def lose(self, reason: str) -> None:
+    def lose(self, reason: str, announce: bool = True) -> None:
         """The task is not ours any more: stop writing and tell the handler."""
         with self._state:
             if self.lost is not None:
@@ -612,14 +615,15 @@ class _RunningTask:
             self._closed = True
             self._state.notify_all()
         self.cancelled.set()
-        log.warning("%s is no longer this worker's: %s", self._label, reason)
+        if announce:
+            log.warning("%s is no longer this worker's: %s", self._label, reason)
 
     def hand_back(self, reason: str) -> None:
         """Gives the task back (RUNNING -> PENDING) and sets ``cancelled``: used past the drain deadline."""
         with self._state:
             if self._closed:
                 return
-        self.lose(reason)
+        self.lose(reason, announce=False)
         try:
             self.client.release_task(self.task["id"], self.lease_token, reason)
             log.info("%s handed back", self._label)
@@ -633,9 +637,10 @@ class _RunningTask:
 
 
 def _error_text(error: BaseException) -> str:
-    """The exception's own line first (histories show the first line as the reason), then the traceback."""
+    """The exception's own line first (histories show the first line as the reason), then the traceback from the handler down."""
     headline = traceback.format_exception_only(type(error), error)[-1].strip() or type(error).__name__
-    trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    handler_frames = error.__traceback__.tb_next if error.__traceback__ else None  # the first frame is the worker calling the handler
+    trace = "".join(traceback.format_exception(type(error), error, handler_frames)).rstrip()
     text = (headline + "\n" + trace).replace("\x00", "\\x00")
     if _utf16_length(text) <= _MAX_ERROR:
         return text

@@ -45,7 +45,7 @@ describe.skipIf(!hasPython)('the Python client', () => {
     await database?.close();
   });
 
-  it(`passes its unittest suite (${found.stdout.trim() || 'no python'})`, { timeout: 240_000 }, async () => {
+  it(`passes its unittest suite (${found.stdout?.trim() || 'no python'})`, { timeout: 240_000 }, async () => {
     const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
       const child = spawn(python, ['-m', 'unittest', 'discover', '--buffer', '--start-directory', 'clients/python/tests', '--top-level-directory', 'clients/python', '-v'], {
         cwd: root,

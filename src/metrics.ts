@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeliveryOutcome } from './alerts/delivery.js';
+import type { RestCall } from './rest/api.js';
 import type { SweepReport } from './monitor/sweep.js';
 import type { Services } from './services.js';
 import { TaskEventType, TaskStatus } from './tasks/model.js';
@@ -55,6 +56,19 @@ export function createMetrics() {
     registers: [registry],
   });
   for (const outcome of ['delivered', 'retry', 'failed']) deliveries.inc({ outcome }, 0);
+  const restCalls = new Counter({
+    name: 'taskwarden_rest_requests_total',
+    help: 'REST calls (/api/v1) by method, route template (never the raw URL; "unmatched" for no route) and HTTP status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const restDuration = new Histogram({
+    name: 'taskwarden_rest_request_duration_seconds',
+    help: 'Time to answer a REST call, by method and route template.',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
 
   return {
     registry,
@@ -71,6 +85,10 @@ export function createMetrics() {
       },
       delivery(outcome: DeliveryOutcome) {
         deliveries.inc({ outcome });
+      },
+      restCall({ method, route, status, seconds }: RestCall) {
+        restCalls.inc({ method, route, status: String(status) });
+        restDuration.observe({ method, route }, seconds);
       },
     },
     /** Gauges read at scrape time, once the services exist. */

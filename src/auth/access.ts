@@ -54,3 +54,8 @@ export function isLoopback(host: string): boolean {
 export function unauthenticated(message: string) {
   return new TaskwardenError('UNAUTHENTICATED', message);
 }
+
+/** A principal whose role lacks the permission an operation needs; `operation` names it as the caller called it. */
+export function forbidden(principal: Principal, operation: string) {
+  return new TaskwardenError('FORBIDDEN', `A ${principal.role} token may not use ${operation}.`, { role: principal.role });
+}

@@ -33,3 +33,6 @@ export interface Principal {
 }
 
 export const openPrincipal: Principal = { name: 'local', role: 'admin', tokenId: null, source: 'open' };
+
+/** The name recorded in a task's history for this caller's operator actions: the token's name; none (so "operator") when the server is open. */
+export const actorOf = (principal: Principal): string | undefined => (principal.source === 'open' ? undefined : principal.name);

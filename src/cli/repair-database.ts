@@ -2,7 +2,7 @@ import pino from 'pino';
 import { createAlertService } from '../alerts/service.js';
 import { systemClock } from '../clock.js';
 import { createEventBus } from '../events.js';
-import { actors } from '../tasks/model.js';
+import { actors, runSeconds } from '../tasks/model.js';
 import { createTaskService } from '../tasks/service.js';
 import { openServerDatabase } from './direct-database.js';
 import { stuckItem, type Repairer } from './repair.js';
@@ -22,13 +22,13 @@ export async function databaseRepairer(databaseUrl?: string): Promise<Repairer> 
     via: 'database',
     target: db.location,
     async findStuck(timeoutMinutes) {
-      const now = systemClock.now().getTime();
+      const now = systemClock.now();
       return (await tasks.stuck(timeoutMinutes * 60_000)).map(({ task, verdict }) =>
         stuckItem({
           ...task,
           startedAt: task.startedAt?.toISOString() ?? null,
           lastHeartbeatAt: task.lastHeartbeatAt?.toISOString() ?? null,
-          durationSeconds: task.startedAt ? (now - task.startedAt.getTime()) / 1000 : null,
+          durationSeconds: runSeconds(task, now),
           stuckReason: verdict.reason,
           stuckSince: verdict.since.toISOString(),
           stuckForSeconds: verdict.stuckForMs / 1000,

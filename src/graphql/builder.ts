@@ -3,7 +3,7 @@ import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { can, type Permission } from '../auth/roles.js';
-import { TaskwardenError } from '../errors.js';
+import { forbidden } from '../auth/access.js';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type PrismaTypes from '../generated/pothos-prisma-types.js';
 import { getDatamodel } from '../generated/pothos-prisma-types.js';
@@ -31,10 +31,7 @@ export const builder = new SchemaBuilder<{
       operate: can(ctx.principal.role, 'operate'),
       admin: can(ctx.principal.role, 'admin'),
     }),
-    unauthorizedError: (_parent, ctx, info) =>
-      new TaskwardenError('FORBIDDEN', `A ${ctx.principal.role} token may not use ${info.parentType.name}.${info.fieldName}.`, {
-        role: ctx.principal.role,
-      }),
+    unauthorizedError: (_parent, ctx, info) => forbidden(ctx.principal, `${info.parentType.name}.${info.fieldName}`),
   },
   prisma: {
     client: (ctx) => ctx.services.prisma,

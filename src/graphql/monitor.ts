@@ -1,10 +1,11 @@
 import type { StuckAlert } from '../events.js';
-import type { SweepReport } from '../monitor/sweep.js';
-import { actors } from '../tasks/model.js';
+import { fixedTasks, type SweepReport } from '../monitor/sweep.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { StuckActionEnum, StuckReasonEnum } from './enums.js';
-import { minutes, TaskRef } from './task.js';
+import { cleanupDefaults } from '../monitor/monitor.js';
+import * as valid from '../tasks/validate.js';
+import { TaskRef } from './task.js';
 
 type MonitorShape = ReturnType<Context['services']['monitor']['status']> & {
   lastSweep: Awaited<ReturnType<Context['services']['monitor']['lastSweep']>>;
@@ -37,8 +38,6 @@ function foundTasks(report: SweepReport, _args: unknown, ctx: Context) {
   for (const { task, verdict } of report.found) ctx.verdicts.set(task, verdict);
   return report.found.map((f) => f.task);
 }
-
-const fixedTasks = (report: SweepReport) => report.handled.filter((h) => h.outcome !== 'none').map((h) => h.task);
 
 const SweepReportRef = builder.objectRef<SweepReport>('SweepReport').implement({
   description: 'What one monitor sweep found and did.',
@@ -93,16 +92,16 @@ builder.mutationFields((t) => ({
     type: CleanupReportRef,
     description: 'Finds tasks stuck under this timeout; with autoFix, applies the action to them (and alerts).',
     args: {
-      timeoutMinutes: t.arg.float({ defaultValue: 30, required: true }),
-      autoFix: t.arg.boolean({ defaultValue: false, required: true }),
-      action: t.arg({ type: StuckActionEnum, defaultValue: 'cancel', required: true }),
+      timeoutMinutes: t.arg.float({ defaultValue: cleanupDefaults.timeoutMinutes, required: true }),
+      autoFix: t.arg.boolean({ defaultValue: cleanupDefaults.autoFix, required: true }),
+      action: t.arg({ type: StuckActionEnum, defaultValue: cleanupDefaults.action, required: true }),
     },
     resolve: (_root, args, ctx) =>
       ctx.services.monitor.cleanup({
-        timeoutMs: minutes(args.timeoutMinutes, 'timeoutMinutes'),
+        timeoutMs: valid.minutes(args.timeoutMinutes, 'timeoutMinutes'),
         autoFix: args.autoFix,
         action: args.action,
-        actor: ctx.actor ?? actors.operator,
+        actor: ctx.actor,
       }),
   }),
   runMonitorSweep: t.field({

@@ -1,5 +1,7 @@
-import { detectStuck, type StuckVerdict } from '../tasks/stuck.js';
-import type { Task } from '../tasks/model.js';
+import type { StuckVerdict } from '../tasks/stuck.js';
+import { runSeconds, type Task } from '../tasks/model.js';
+import * as valid from '../tasks/validate.js';
+import { cleanupDefaults } from '../monitor/monitor.js';
 import { badInput } from '../errors.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
@@ -11,8 +13,7 @@ const MAX_EVENTS = 5000;
 /** The verdict this request already reached for the task, or the monitor's own. */
 export function verdictOf(task: Task, ctx: Context): StuckVerdict | null {
   if (ctx.verdicts.has(task)) return ctx.verdicts.get(task)!;
-  const { clock, monitor } = ctx.services;
-  return detectStuck(task, clock.now(), monitor.settings.stuckTimeoutMs);
+  return ctx.services.monitor.verdict(task);
 }
 
 export const TaskRef = builder.prismaObject('Task', {
@@ -39,8 +40,7 @@ export const TaskRef = builder.prismaObject('Task', {
     durationSeconds: t.float({
       nullable: true,
       description: 'Run time of the current (or last) attempt: start to finish, or start to now while running.',
-      resolve: (task, _args, ctx) =>
-        task.startedAt ? ((task.completedAt ?? ctx.services.clock.now()).getTime() - task.startedAt.getTime()) / 1000 : null,
+      resolve: (task, _args, ctx) => runSeconds(task, ctx.services.clock.now()),
     }),
     isStuck: t.boolean({
       description: "Whether it is running but stuck, under the monitor's timeout (or the timeout of the query that listed it).",
@@ -109,6 +109,7 @@ builder.queryFields((t) => ({
       authScopes: { read: true },
       type: 'Task',
       cursor: 'id',
+      maxSize: valid.limits.pageSize,
       description: 'Tasks, newest first.',
       args: {
         status: t.arg({ type: [TaskStatusEnum], required: false }),
@@ -125,9 +126,9 @@ builder.queryFields((t) => ({
     authScopes: { read: true },
     type: [TaskRef],
     description: 'Running tasks that are stuck under this timeout, longest stuck first.',
-    args: { timeoutMinutes: t.arg.float({ defaultValue: 30, required: true }) },
+    args: { timeoutMinutes: t.arg.float({ defaultValue: cleanupDefaults.timeoutMinutes, required: true }) },
     resolve: async (_root, args, ctx) => {
-      const stuck = await ctx.services.tasks.stuck(minutes(args.timeoutMinutes, 'timeoutMinutes'));
+      const stuck = await ctx.services.tasks.stuck(valid.minutes(args.timeoutMinutes, 'timeoutMinutes'));
       for (const { task, verdict } of stuck) ctx.verdicts.set(task, verdict);
       return stuck.map((s) => s.task);
     },
@@ -217,9 +218,3 @@ builder.mutationFields((t) => ({
     resolve: (_root, args, ctx) => ctx.services.tasks.delete(String(args.id), { actor: ctx.actor }),
   }),
 }));
-
-/** Minutes from the API, checked and turned into milliseconds. */
-export function minutes(value: number, field: string): number {
-  if (!Number.isFinite(value) || value <= 0) throw badInput(field, `must be a positive number of minutes (got ${value})`);
-  return value * 60_000;
-}

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { MonitorSettings } from '../config.js';
 import { actors } from '../tasks/model.js';
 import type { StuckAction } from '../config.js';
+import { detectStuck, type StuckInput, type StuckVerdict } from '../tasks/stuck.js';
 import { sweep, type SweepDeps, type SweepOptions, type SweepReport, type SweepTrigger } from './sweep.js';
 
 export interface MonitorStatus {
@@ -18,6 +19,13 @@ export interface MonitorStatus {
 }
 
 export type Monitor = ReturnType<typeof createMonitor>;
+
+/** What an operator's stuck query or cleanup does unless told otherwise: the seed's `timeout_minutes=30`, a dry run, cancel. */
+export const cleanupDefaults = { timeoutMinutes: 30, autoFix: false, action: 'cancel' } as const satisfies {
+  timeoutMinutes: number;
+  autoFix: boolean;
+  action: StuckAction;
+};
 
 /**
  * The in-process stuck-task monitor: a jittered, self-rescheduling timer that
@@ -110,11 +118,13 @@ export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log
     sweepNow: () => runSweep('manual'),
     /**
      * An operator's sweep with their own timeout and action (`cleanupStuck`).
-     * Without `autoFix` it only reports what it would fix.
+     * Without `autoFix` it only reports what it would fix. Recorded as done by `actor` (default "operator").
      */
-    cleanup(options: { timeoutMs: number; autoFix: boolean; action: StuckAction; actor: string }): Promise<SweepReport> {
-      return queue({ ...options, trigger: 'cleanup', dryRun: !options.autoFix });
+    cleanup(options: { timeoutMs: number; autoFix: boolean; action: StuckAction; actor?: string }): Promise<SweepReport> {
+      return queue({ ...options, actor: options.actor ?? actors.operator, trigger: 'cleanup', dryRun: !options.autoFix });
     },
+    /** Whether a task is stuck now under the monitor's own timeout (what a task says of itself outside a stuck query). */
+    verdict: (task: StuckInput): StuckVerdict | null => detectStuck(task, deps.clock.now(), settings.stuckTimeoutMs),
     /** The newest sweep any instance ran. */
     lastSweep: () => deps.prisma.monitorSweep.findFirst({ orderBy: { startedAt: 'desc' } }),
     status(): MonitorStatus {

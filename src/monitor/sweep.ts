@@ -41,6 +41,9 @@ export interface SweepReport {
   handled: HandledTask[];
 }
 
+/** The tasks a sweep's action changed, as it left them (`none` changes nothing). */
+export const fixedTasks = (report: SweepReport) => report.handled.filter((h) => h.outcome !== 'none').map((h) => h.task);
+
 export interface SweepDeps {
   prisma: PrismaClient;
   tasks: TaskService;

@@ -15,13 +15,14 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { unauthenticated } from '../auth/access.js';
-import type { Principal } from '../auth/roles.js';
+import { actorOf, type Principal } from '../auth/roles.js';
 import type { Limits } from '../config.js';
 import { TaskwardenError } from '../errors.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema, type Context } from '../graphql/index.js';
 import { requestContext, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { REST_PREFIX, useRestApi } from '../rest/api.js';
 import type { Services } from '../services.js';
 import { createConnectionRegistry, endable } from './connections.js';
 import { createDashboardHandler } from './dashboard.js';
@@ -80,7 +81,7 @@ export function createApp({ services, log, metrics, limits, introspection, ready
     return {
       services,
       principal,
-      actor: principal.source === 'open' ? undefined : principal.name,
+      actor: actorOf(principal),
       verdicts: new WeakMap(),
       // A WebSocket was registered when it connected; an SSE stream is a connection of its own.
       live: (source) => {
@@ -125,6 +126,8 @@ export function createApp({ services, log, metrics, limits, introspection, ready
       ...(introspection ? [] : [useDisableIntrospection(), blockFieldSuggestionsPlugin() as Plugin]),
       useInputErrorCodes(),
       useReadinessCheck({ endpoint: '/ready', check: async () => (ready ? ready() : true) }),
+      // Last, so REST calls pass every rule above first.
+      useRestApi({ services, log, onCall: metrics.observers.restCall }),
     ],
   });
 
@@ -266,7 +269,7 @@ function asHttpError(error: unknown): unknown {
 }
 
 // Everything else is the dashboard's (GET and HEAD; other methods get yoga's 404).
-const API_PATHS = [GRAPHQL_PATH, '/health', '/ready', '/metrics'];
+const API_PATHS = [GRAPHQL_PATH, '/health', '/ready', '/metrics', REST_PREFIX];
 function isApiPath(url = '/'): boolean {
   const path = url.split('?', 1)[0]!;
   return API_PATHS.some((api) => path === api || path.startsWith(`${api}/`));

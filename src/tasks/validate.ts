@@ -13,6 +13,8 @@ export const limits = {
   maxAttempts: 100,
   timeoutMinutes: 60 * 24 * 366,
   kinds: 50,
+  /** Tasks in one page of a list (GraphQL `tasks(first:)`, REST `limit`). */
+  pageSize: 100,
 } as const;
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -43,6 +45,12 @@ export function progress(value: number): number {
 export function positive(value: number, field: string, max: number): number {
   if (!Number.isFinite(value) || value <= 0 || value > max) throw badInput(field, `must be greater than 0 and at most ${max} (got ${value})`);
   return value;
+}
+
+/** A timeout a caller gives in minutes (stuck queries, cleanups), as milliseconds. */
+export function minutes(value: number, field: string): number {
+  if (!Number.isFinite(value) || value <= 0) throw badInput(field, `must be a positive number of minutes (got ${value})`);
+  return value * 60_000;
 }
 
 export function wholeNumber(value: number, field: string, min: number, max: number): number {

@@ -23,7 +23,7 @@ export function spawnServer(env: Record<string, string>): Promise<ServerProcess>
   child.stderr!.on('data', (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 90_000);
     const onData = () => {
       const match = /GraphiQL at (http:\S+)/.exec(output);
       if (match) {

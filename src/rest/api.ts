@@ -7,11 +7,10 @@ import type { Logger } from '../log.js';
 import type { Services } from '../services.js';
 import { restError, routeError, type RestError } from './errors.js';
 import { registerMonitorRoutes } from './monitor.js';
-import type { RestApp, RestEnv } from './operation.js';
+import { REST_PREFIX, type RestApp, type RestEnv } from './operation.js';
 import { registerTaskRoutes } from './tasks.js';
 
-/** Where the REST API lives: the seed's paths, so its scripts and cron jobs keep working. */
-export const REST_PREFIX = '/api/v1';
+export { REST_PREFIX };
 export const OPENAPI_PATH = `${REST_PREFIX}/openapi.json`;
 
 /** One REST call as metrics count it: by route template (`/api/v1/tasks/{task_id}`), never the raw URL. */

@@ -4,10 +4,10 @@ import { stuckActions } from '../config.js';
 import { cleanupDefaults } from '../monitor/monitor.js';
 import * as valid from '../tasks/validate.js';
 import type { Services } from '../services.js';
-import { operation, param, taskIdOf, type RestApp } from './operation.js';
+import { operation, param, REST_PREFIX, taskIdOf, type RestApp } from './operation.js';
 import { CleanupReport, Statistics, StuckList, TaskDetail, cleanupReport, presenter, statistics, statusValues, toStatus } from './schemas.js';
 
-const MONITOR = '/api/v1/tasks/monitor';
+const MONITOR = `${REST_PREFIX}/tasks/monitor`;
 
 const timeoutMinutes = param.number('Running tasks silent, frozen or overtime for longer than this many minutes are stuck.').default(cleanupDefaults.timeoutMinutes);
 

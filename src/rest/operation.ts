@@ -5,6 +5,9 @@ import { can, type Permission, type Principal } from '../auth/roles.js';
 import * as valid from '../tasks/validate.js';
 import { ErrorBody } from './schemas.js';
 
+/** Where the REST API lives: the seed's paths, so its scripts and cron jobs keep working. */
+export const REST_PREFIX = '/api/v1';
+
 export type RestEnv = { Variables: { principal: Principal } };
 export type RestApp = OpenAPIHono<RestEnv>;
 

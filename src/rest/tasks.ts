@@ -3,10 +3,10 @@ import { actorOf } from '../auth/roles.js';
 import { badInput } from '../errors.js';
 import type { Services } from '../services.js';
 import * as valid from '../tasks/validate.js';
-import { operation, param, taskIdOf, type RestApp } from './operation.js';
+import { operation, param, REST_PREFIX, taskIdOf, type RestApp } from './operation.js';
 import { Deleted, TaskDetail, TaskList, presenter, statusValues, toStatus, type RestStatus } from './schemas.js';
 
-const TASKS = '/api/v1/tasks';
+const TASKS = `${REST_PREFIX}/tasks`;
 const DEFAULT_LIMIT = 50;
 
 const list = operation({

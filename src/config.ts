@@ -91,7 +91,8 @@ const alertConfigFile = z.string().transform((path, ctx) => {
   return z.NEVER;
 });
 
-const envSchema = z.object({
+/** Every setting the server reads, by variable name (docs/configuration.md lists each; a test holds the two together). */
+export const envSchema = z.object({
   PORT: z.coerce
     .number({ message: 'expected a port number' })
     .int('expected a whole port number')

@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, parseDuration } from '../src/config.js';
+import { envSchema, loadConfig, parseDuration } from '../src/config.js';
 
 describe('configuration', () => {
   it('has defaults that need no setup', () => {
@@ -119,5 +121,48 @@ describe('configuration', () => {
 
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ PORT: '', DATABASE_URL: '' })).toMatchObject({ port: 4000, databaseUrl: undefined });
+  });
+});
+
+describe('docs/configuration.md', () => {
+  const doc = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
+  const [serverPart = '', outsidePart = ''] = doc.split('\n## Outside the server\n');
+  /** Table rows whose first cell names settings: `NAME` or `A`, `B`, with the second cell (the default). */
+  const rows = (text: string) =>
+    [...text.matchAll(/^\| (`[A-Z][A-Z0-9_]*`(?:, `[A-Z][A-Z0-9_]*`)*) \| ([^|]*) \|/gm)].map(([, names, fallback]) => ({
+      names: [...names!.matchAll(/`([A-Z0-9_]+)`/g)].map((m) => m[1]!),
+      fallback: fallback!.trim(),
+    }));
+  const settings = Object.keys(envSchema.shape) as (keyof typeof envSchema.shape)[];
+
+  it('lists every setting of the server once, and nothing the server does not read', () => {
+    const documented = rows(serverPart).flatMap((row) => row.names);
+    expect([...documented].sort()).toEqual([...settings].sort());
+  });
+
+  it("gives each setting's default as the code has it, here and wherever another doc's table states one", () => {
+    const docs = readdirSync(new URL('../docs/', import.meta.url)).filter((file) => file.endsWith('.md') && file !== 'configuration.md');
+    const elsewhere = docs.flatMap((file) => rows(readFileSync(new URL(`../docs/${file}`, import.meta.url), 'utf8')));
+    for (const { names, fallback } of [...rows(serverPart), ...elsewhere.filter((row) => row.names.length === 1 && settings.includes(row.names[0] as never))]) {
+      const name = names[0] as keyof typeof envSchema.shape;
+      const field = envSchema.shape[name];
+      const codeDefault = field.parse(undefined);
+      if (fallback === '(unset)') {
+        expect([undefined, []], name).toContainEqual(codeDefault);
+      } else {
+        expect(field.parse(/^`(.*)`$/.exec(fallback)?.[1]), `${name} ${fallback}`).toEqual(codeDefault);
+      }
+    }
+  });
+
+  it('lists every variable the code reads elsewhere (the command line, the demo, the tests)', () => {
+    // Set by the demo for its own worker processes, not by people.
+    const internal = new Set(['WORKER_ID', 'WORKER_KINDS', 'WORKER_SUBSCRIBE']);
+    const sources = execFileSync('git', ['grep', '-hoE', 'process\\.env\\.[A-Z][A-Z0-9_]+', '--', 'src', 'bin', 'scripts', 'test'], { encoding: 'utf8' });
+    const read = new Set(sources.split('\n').filter(Boolean).map((line) => line.replace('process.env.', '')));
+    const outside = rows(outsidePart).flatMap((row) => row.names);
+    const missing = [...read].filter((name) => !internal.has(name) && !settings.includes(name as never) && !outside.includes(name));
+    expect(missing).toEqual([]);
+    expect(outside.filter((name) => settings.includes(name as never))).toEqual([]);
   });
 });

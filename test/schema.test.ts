@@ -7,7 +7,7 @@ describe('schema/schema.graphql', () => {
     expect(readFileSync(new URL('../schema/schema.graphql', import.meta.url), 'utf8')).toBe(printedSchema());
   });
 
-  it('names the operations the README documents', () => {
+  it('names the operations docs/api.md documents', () => {
     const sdl = printedSchema();
     for (const field of [
       'task(id: ID!): Task',

@@ -2,7 +2,7 @@ import { CommanderError } from 'commander';
 import { TaskwardenClientError } from '../client/client.js';
 import { TaskwardenError } from '../errors.js';
 
-/** The exit codes every command keeps to (documented in README "The command line"). */
+/** The exit codes every command keeps to (documented in docs/cli.md). */
 export const ExitCode = {
   ok: 0,
   /** The operation was refused or failed: the server's (or the database's) reason is printed. */

@@ -29,7 +29,9 @@ const opts = program.opts<{ url?: string; token?: string; tasks: number; workers
 
 const STUCK_SECONDS = 8;
 const plain = opts.plain || !process.stdout.isTTY;
-const workerScript = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
+// Built (dist/demo/main.js), the workers run the built script too, with no TypeScript loader.
+const fromSources = import.meta.url.endsWith('.ts');
+const workerScript = fileURLToPath(new URL(fromSources ? './worker-process.ts' : './worker-process.js', import.meta.url));
 
 interface Tracked extends DemoTask {
   id: string;
@@ -114,7 +116,7 @@ async function main(): Promise<number> {
   let workerCount = 0;
   const spawnWorker = (kinds: string, subscribe = true) => {
     const child = fork(workerScript, [], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: fromSources ? ['--import', 'tsx'] : [],
       env: { ...process.env, TASKWARDEN_URL: url, TASKWARDEN_TOKEN: opts.token ?? '', WORKER_ID: `sim-worker-${++workerCount}`, WORKER_KINDS: kinds, WORKER_SUBSCRIBE: String(subscribe) },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });

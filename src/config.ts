@@ -16,6 +16,8 @@ export const alertRules = ['task.stuck', 'task.failed', 'failures.burst', 'monit
 export type AlertRule = (typeof alertRules)[number];
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** JSON lines for machines; short coloured lines for a person at a terminal. */
+export const logFormats = ['json', 'pretty'] as const;
 
 /** Parses `30m`, `90s`, `1h` into milliseconds (re-exported from duration.ts, where it lives apart from zod). */
 export { parseDuration };
@@ -112,6 +114,7 @@ export const envSchema = z.object({
   MONITOR_ACTION: z.enum(stuckActions, { message: `expected one of ${stuckActions.join(', ')}` }).default('cancel'),
   SHUTDOWN_TIMEOUT: duration('10s').default(ms('10s')),
   LOG_LEVEL: z.enum(logLevels, { message: `expected one of ${logLevels.join(', ')}` }).default('info'),
+  LOG_FORMAT: z.enum(logFormats, { message: `expected one of ${logFormats.join(', ')}` }).optional(),
   NODE_ENV: z.string().optional(),
   TASKWARDEN_TOKENS: envTokens.default([]),
   GRAPHQL_INTROSPECTION: boolean.optional(),
@@ -197,6 +200,8 @@ export interface Config {
   monitor: MonitorSettings;
   shutdownTimeoutMs: number;
   logLevel: (typeof logLevels)[number];
+  /** Unset: pretty when stdout is a terminal, JSON otherwise. */
+  logFormat?: (typeof logFormats)[number];
   /** Tokens given in the environment (TASKWARDEN_TOKENS). */
   envTokens: EnvToken[];
   /** Introspection and field suggestions; off by default when NODE_ENV=production. */
@@ -232,6 +237,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     envTokens: e.TASKWARDEN_TOKENS,
     introspection: e.GRAPHQL_INTROSPECTION ?? e.NODE_ENV !== 'production',
     limits: {

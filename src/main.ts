@@ -1,8 +1,9 @@
 import 'dotenv/config';
-import { loadConfig } from './config.js';
+import ms from 'ms';
+import { loadConfig, type Config } from './config.js';
 import { TaskwardenError } from './errors.js';
-import { createLogger } from './log.js';
-import { startTaskwarden } from './server/taskwarden.js';
+import { createLogger, isPretty, type Logger } from './log.js';
+import { startTaskwarden, type Taskwarden } from './server/taskwarden.js';
 
 let config;
 try {
@@ -12,11 +13,11 @@ try {
   process.exit(2);
 }
 
-const log = createLogger(config.logLevel);
+const log = createLogger(config.logLevel, { format: config.logFormat });
 
 try {
   const taskwarden = await startTaskwarden({ config, log });
-  console.log(`Taskwarden is ready: the dashboard at ${new URL('/', taskwarden.url)}, GraphiQL at ${taskwarden.url}`);
+  announce(taskwarden, config, log);
   let signals = 0;
   const shutdown = (signal: NodeJS.Signals) => {
     if (++signals > 1) {
@@ -47,4 +48,33 @@ try {
     console.error('taskwarden: failed to start:', error);
   }
   process.exit(1);
+}
+
+/** The first lines a person reads: where everything is, and whether a token is needed. */
+function announce(taskwarden: Taskwarden, config: Config, log: Logger) {
+  const { monitor } = config;
+  const ready = {
+    dashboard: new URL('/', taskwarden.url).href,
+    api: taskwarden.url,
+    graphiql: config.introspection ? taskwarden.url : undefined,
+    data: taskwarden.db.provider === 'pglite' ? `embedded database in ${taskwarden.db.location}` : `PostgreSQL at ${taskwarden.db.location}`,
+    tokensRequired: taskwarden.tokensRequired,
+    monitor: monitor.enabled ? `every ${ms(monitor.intervalMs)}, stuck after ${ms(monitor.stuckTimeoutMs)}, action ${monitor.action}` : 'off',
+  };
+  const tokens = ready.tokensRequired
+    ? 'required (Authorization: Bearer <token>; the dashboard takes one in Settings)'
+    : 'NOT required: no API token exists, so every request on this machine may do anything (create one: npx taskwarden token create --role admin --name <you>)';
+  const headline = `Taskwarden is ready: the dashboard at ${ready.dashboard}, ${ready.graphiql ? 'GraphiQL and the API' : 'the API'} at ${ready.api}`;
+  if (isPretty({ format: config.logFormat })) {
+    const lines = [
+      headline,
+      `  data     ${ready.data}`,
+      `  tokens   ${tokens}`,
+      `  monitor  ${ready.monitor}`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } else {
+    log.info(ready, headline);
+    if (!ready.tokensRequired) log.warn(`API tokens are ${tokens}`);
+  }
 }

@@ -14,6 +14,7 @@ describe('configuration', () => {
       monitor: { enabled: true, intervalMs: 30 * 60_000, stuckTimeoutMs: 60 * 60_000, action: 'cancel' },
       shutdownTimeoutMs: 10_000,
       logLevel: 'info',
+      logFormat: undefined,
       envTokens: [],
       introspection: true,
       limits: {
@@ -88,6 +89,7 @@ describe('configuration', () => {
       MONITOR_ACTION: 'retry',
       SHUTDOWN_TIMEOUT: '30s',
       LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'json',
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -98,6 +100,7 @@ describe('configuration', () => {
       monitor: { enabled: false, intervalMs: 90_000, stuckTimeoutMs: 7_200_000, action: 'retry' },
       shutdownTimeoutMs: 30_000,
       logLevel: 'debug',
+      logFormat: 'json',
     });
   });
 
@@ -111,6 +114,7 @@ describe('configuration', () => {
     ['MONITOR_ACTION', 'delete', 'MONITOR_ACTION="delete": expected one of cancel, fail, retry, none'],
     ['MONITOR_ENABLED', 'maybe', 'MONITOR_ENABLED="maybe": expected true or false'],
     ['LOG_LEVEL', 'loud', 'LOG_LEVEL="loud": expected one of fatal, error, warn, info, debug, trace, silent'],
+    ['LOG_FORMAT', 'text', 'LOG_FORMAT="text": expected one of json, pretty'],
     ['TASKWARDEN_TOKENS', 'ops:root:short', 'TASKWARDEN_TOKENS="ops:root:short": expected name:role:secret entries'],
     ['MAX_QUERY_DEPTH', '0', 'MAX_QUERY_DEPTH="0": expected a whole number such as 6'],
     ['ALERT_WEBHOOK_URLS', 'hooks.example', 'ALERT_WEBHOOK_URLS="hooks.example": expected http(s) URLs separated by commas'],

@@ -27,9 +27,12 @@ export function createAccess({ tokens, log }: { tokens: TokenService; log: Logge
       return principal;
     },
 
-    /** Refuses to serve an open API beyond this machine; warns when serving one on it. */
-    async assertSafeToListen(host: string): Promise<void> {
-      if (await tokens.any()) return;
+    /**
+     * Refuses to serve an open API beyond this machine. Resolves with whether requests need a token
+     * (false: none exists, and the server listens on loopback only, so every request is allowed everything).
+     */
+    async assertSafeToListen(host: string): Promise<boolean> {
+      if (await tokens.any()) return true;
       if (!isLoopback(host)) {
         throw new TaskwardenError(
           'CONFIG_INVALID',
@@ -38,11 +41,7 @@ export function createAccess({ tokens, log }: { tokens: TokenService; log: Logge
             'with the server stopped), or set TASKWARDEN_TOKENS=<name>:admin:<secret>; or listen on 127.0.0.1.',
         );
       }
-      log.warn(
-        { host },
-        'NO API TOKEN EXISTS: every request is allowed everything. This is only acceptable because the server listens on loopback. ' +
-          'Create a token (npx taskwarden token create --role admin --name <you>) to require one.',
-      );
+      return false;
     },
   };
 }

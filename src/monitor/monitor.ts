@@ -100,7 +100,7 @@ export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log
     start() {
       if (running || !settings.enabled) return;
       running = true;
-      log.info(
+      log.debug(
         { intervalMs: settings.intervalMs, stuckTimeoutMs: settings.stuckTimeoutMs, action: settings.action },
         'monitor started',
       );

@@ -12,6 +12,8 @@ export { databaseTarget };
 export interface Taskwarden {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
   url: string;
+  /** False while no API token exists (allowed only on loopback): then every request may do everything. */
+  tokensRequired: boolean;
   app: App;
   db: Database;
   services: Services;
@@ -56,8 +58,9 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
     ready: async () => (await db.ready()) && (!config.monitor.enabled || services.monitor.status().running),
   });
   let url: string;
+  let tokensRequired: boolean;
   try {
-    await services.access.assertSafeToListen(config.host);
+    tokensRequired = await services.access.assertSafeToListen(config.host);
     url = await app.start(config.port, config.host);
   } catch (error) {
     await bus.close();
@@ -66,11 +69,12 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
   }
   services.monitor.start();
   services.alerts.start();
-  log.info({ url, database: `${db.provider} ${db.location}`, events: config.redisUrl ? 'redis' : 'in-process' }, 'Taskwarden is listening');
+  log.debug({ url, database: `${db.provider} ${db.location}`, events: config.redisUrl ? 'redis' : 'in-process' }, 'Taskwarden is listening');
 
   let stopping: Promise<void> | undefined;
   return {
     url,
+    tokensRequired,
     app,
     db,
     services,

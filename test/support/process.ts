@@ -15,7 +15,8 @@ export interface ServerProcess {
 export function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: root,
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'warn', ...env },
+    // Info, for the line that says the server is ready and where.
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -23,9 +24,13 @@ export function spawnServer(env: Record<string, string>): Promise<ServerProcess>
   child.stderr!.on('data', (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 90_000);
+    // Generous: a start on a loaded 2-core machine has taken a minute.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start:\n${output}`));
+    }, 90_000);
     const onData = () => {
-      const match = /GraphiQL at (http:\S+)/.exec(output);
+      const match = /Taskwarden is ready: .* at (http:[^\s",]+\/graphql)/.exec(output);
       if (match) {
         clearTimeout(timer);
         child.stdout!.off('data', onData);

@@ -17,7 +17,6 @@ const log = createLogger(config.logLevel, { format: config.logFormat });
 
 try {
   const taskwarden = await startTaskwarden({ config, log });
-  announce(taskwarden, config, log);
   let signals = 0;
   const shutdown = (signal: NodeJS.Signals) => {
     if (++signals > 1) {
@@ -39,6 +38,8 @@ try {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  // Last: whoever waits for this line may signal the process at once, and must find the handlers in place.
+  announce(taskwarden, config, log);
 } catch (error) {
   if (error instanceof TaskwardenError) {
     console.error(`taskwarden: ${error.message}`);

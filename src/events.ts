@@ -20,8 +20,17 @@ export interface StuckAlert {
 
 /** What is published, by whom. Payloads are published only after their write committed. */
 export interface Topics {
-  /** Every task write that earned a history entry (transitions, progress changes, deletions). */
+  /**
+   * Every task write that earned a history entry (transitions, progress changes, deletions), as
+   * its writer publishes it after commit: it wakes the event feeds and carries the task as written.
+   * It arrives in commit order, which is not the history's order: stream the history from `task:settled`.
+   */
   'task:updated': TaskChange;
+  /**
+   * Every history entry once it is settled, in the history's order, read from the database by this
+   * instance's event feed (src/tasks/feed.ts). Never crosses instances: each instance reads its own.
+   */
+  'task:settled': TaskChange;
   /** Every stuck task that was handled (once per stuck episode). */
   'task:stuck': StuckAlert;
   /** A token was created or revoked (tokenId set for a revocation), so every instance forgets what it cached. */
@@ -39,8 +48,15 @@ export interface SubscribeOptions {
   bufferSize?: number;
 }
 
+/** Topics each instance makes for itself, never sent to the others. */
+const localTopics: ReadonlySet<Topic> = new Set<Topic>(['task:settled']);
+
 export interface EventBus {
   publish<K extends Topic>(topic: K, payload: Topics[K]): void;
+  /** Calls `listener` with each payload as it arrives, with no queue (for this process's own machinery); returns the function that stops it. */
+  listen<K extends Topic>(topic: K, listener: (payload: Topics[K]) => void): () => void;
+  /** Open subscriptions to this topic on this instance. */
+  subscriberCount(topic: Topic): number;
   /** Starts listening at once (before the first `next()`), so nothing published after this call is missed. */
   subscribe<K extends Topic>(topic: K, options?: SubscribeOptions): AsyncIterableIterator<Topics[K]>;
   /** Open subscriptions on this instance. */
@@ -73,14 +89,16 @@ export function createEventBus(options: { redisUrl?: string; bufferSize?: number
   } else {
     target = new EventTarget();
   }
+  const local = new EventTarget();
+  const targetOf = (topic: Topic) => (localTopics.has(topic) ? local : target);
   const channel = (topic: Topic) => `taskwarden:${topic}`;
-  const subscribers = new Map<Topic, Set<Subscription<any>>>();
+  const subscribers = new Map<Topic, Set<Member>>();
   const listeners = new Map<Topic, (event: Event) => void>();
 
-  const join = (topic: Topic, subscription: Subscription<any>) => {
+  const join = (topic: Topic, subscription: Member) => {
     let set = subscribers.get(topic);
     if (!set) {
-      const members = new Set<Subscription<any>>();
+      const members = new Set<Member>();
       set = members;
       subscribers.set(topic, members);
       const listener = (event: Event) => {
@@ -88,21 +106,31 @@ export function createEventBus(options: { redisUrl?: string; bufferSize?: number
         for (const member of members) member.push(payload);
       };
       listeners.set(topic, listener);
-      target.addEventListener(channel(topic), listener);
+      targetOf(topic).addEventListener(channel(topic), listener);
     }
     set.add(subscription);
   };
-  const leave = (topic: Topic, subscription: Subscription<any>) => {
+  const leave = (topic: Topic, subscription: Member) => {
     const set = subscribers.get(topic);
     if (!set?.delete(subscription) || set.size > 0) return;
     subscribers.delete(topic);
-    target.removeEventListener(channel(topic), listeners.get(topic)!);
+    targetOf(topic).removeEventListener(channel(topic), listeners.get(topic)!);
     listeners.delete(topic);
   };
 
   return {
     publish(topic, payload) {
-      target.dispatchEvent(new CustomEvent(channel(topic), { detail: payload }));
+      targetOf(topic).dispatchEvent(new CustomEvent(channel(topic), { detail: payload }));
+    },
+    listen(topic, listener) {
+      const member: Member = { push: listener, counted: false };
+      join(topic, member);
+      return () => leave(topic, member);
+    },
+    subscriberCount(topic) {
+      let count = 0;
+      for (const member of subscribers.get(topic) ?? []) if (member.counted) count++;
+      return count;
     },
     subscribe<K extends Topic>(topic: K, { bufferSize = options.bufferSize ?? DEFAULT_BUFFER }: SubscribeOptions = {}) {
       const subscription: Subscription<Topics[K]> = new Subscription<Topics[K]>(bufferSize, () => leave(topic, subscription));
@@ -111,18 +139,26 @@ export function createEventBus(options: { redisUrl?: string; bufferSize?: number
     },
     get openSubscriptions() {
       let count = 0;
-      for (const set of subscribers.values()) count += set.size;
+      for (const set of subscribers.values()) for (const member of set) if (member.counted) count++;
       return count;
     },
     endSubscriptions() {
-      for (const set of [...subscribers.values()]) for (const subscription of [...set]) subscription.end();
+      for (const set of [...subscribers.values()]) for (const member of [...set]) if (member instanceof Subscription) member.end();
     },
     close: () => close(),
   };
 }
 
+/** What a topic hands its payloads to: a subscription, or a listener of the process's own. */
+interface Member {
+  push(payload: any): void;
+  /** Subscriptions count as open subscriptions; listeners do not. */
+  readonly counted: boolean;
+}
+
 /** One subscriber's queue: bounded, ended on overflow, and an async iterator for GraphQL. */
-class Subscription<T> implements AsyncIterableIterator<T> {
+class Subscription<T> implements AsyncIterableIterator<T>, Member {
+  readonly counted = true;
   private readonly queue: T[] = [];
   private waiting: ((result: IteratorResult<T>) => void) | undefined;
   private done = false;

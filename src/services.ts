@@ -7,6 +7,7 @@ import { loadConfig, type AlertSettings, type MonitorSettings } from './config.j
 import type { EventBus } from './events.js';
 import type { PrismaClient } from './generated/prisma/client.js';
 import { createMonitor, type Monitor } from './monitor/monitor.js';
+import { createEventFeed, type EventFeed } from './tasks/feed.js';
 import { createLiveService, type LiveService } from './tasks/live.js';
 import { createTaskService, type TaskService } from './tasks/service.js';
 import { createStatsService, type StatsService } from './tasks/stats.js';
@@ -21,6 +22,8 @@ export interface Services {
   bus: EventBus;
   tasks: TaskService;
   stats: StatsService;
+  /** This instance's reader of the history, behind every live stream of task changes. */
+  feed: EventFeed;
   live: LiveService;
   monitor: Monitor;
   tokens: TokenService;
@@ -48,13 +51,15 @@ export function createServices(deps: {
   });
   const tasks = createTaskService({ prisma, clock, bus, alerts, observe: deps.observe?.change });
   const tokens = createTokenService({ prisma, clock, bus, envTokens: deps.envTokens });
+  const feed = createEventFeed({ prisma, bus, log: log.child({ component: 'feed' }) });
   return {
     prisma,
     clock,
     bus,
     tasks,
     stats: createStatsService({ prisma, clock, stuckTimeoutMs: deps.monitor.stuckTimeoutMs }),
-    live: createLiveService({ bus, tasks }),
+    feed,
+    live: createLiveService({ prisma, bus, tasks, feed }),
     monitor: createMonitor({ prisma, tasks, clock, bus, alerts, settings: deps.monitor, log: log.child({ component: 'monitor' }), onSweep: deps.observe?.sweep }),
     tokens,
     access: createAccess({ tokens, log }),

@@ -464,6 +464,45 @@ describe('taskwarden, the operator CLI', () => {
   });
 });
 
+describe('watch, resuming', () => {
+  it('after the server comes back, prints what changed meanwhile once each, resuming from the id of the last event it got', async () => {
+    const task = await runningTask('Resumed pairs trade', { progress: 5 });
+    const watch = follow(['watch', '--json']);
+    try {
+      await watch.waitFor((line) => line.includes('"state":"connected"'), 'watch to connect');
+      const events = () => watch.json().filter((l) => l.type === 'event').map((l) => l.event as { id: string; message: string | null });
+      let step = 0;
+      await until(async () => {
+        await client.reportProgress(task.id, task.leaseToken, { progress: 10 + step, message: `before ${step++}` });
+        return events().length > 0;
+      }, 'a progress event before the drop');
+      const port = new URL(server.url).port;
+      await server.stop();
+      await watch.waitFor((line) => line.includes('"state":"closed"'), 'watch to see the drop');
+      const lastBefore = events().at(-1)!.id;
+
+      // While the server is down, the task moves on in its database.
+      const { taskHarness } = await import('./support/tasks.js');
+      const { tasks } = taskHarness(database);
+      for (const n of [1, 2, 3]) await tasks.reportProgress(task.id, task.leaseToken, { progress: 50 + n, message: `while away ${n}` });
+      server = await startTestServer(database, { PORT: port });
+
+      await until(() => events().some((e) => e.message === 'while away 3'), 'the events made while away');
+      await client.reportProgress(task.id, task.leaseToken, { progress: 90, message: 'after' });
+      await until(() => events().some((e) => e.message === 'after'), 'a live event after the resume');
+      const after = events().slice(events().findIndex((e) => e.id === lastBefore) + 1);
+      const history = (await client.events({ afterEventId: lastBefore })).filter((e) => e.taskId === task.id);
+      expect(after.map((e) => e.id)).toEqual(history.map((e) => e.id));
+      expect(after.map((e) => e.message)).toEqual(['while away 1', 'while away 2', 'while away 3', 'after']);
+      const ids = events().map((e) => e.id);
+      expect(new Set(ids).size).toBe(ids.length);
+    } finally {
+      watch.child.kill('SIGTERM');
+    }
+    expect(await watch.exited).toBe(0);
+  }, 60_000);
+});
+
 describe('token', () => {
   it('creates, lists and revokes tokens through the API; the secret is shown once; --json gives name, role, token', async () => {
     const own = await openTestDatabase('pglite');

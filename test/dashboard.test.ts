@@ -59,8 +59,9 @@ describe.skipIf('missing' in CHROMIUM)('the dashboard, in Chromium', () => {
   });
 
   /** Opens the board and waits until it is live (connected and caught up). */
-  async function open(viewport = { width: 1280, height: 900 }) {
+  async function open(viewport = { width: 1280, height: 900 }, beforeLoad?: (page: Page) => void) {
     page = await browser.newPage();
+    beforeLoad?.(page);
     page.setDefaultTimeout(10_000);
     await page.setViewportSize(viewport);
     page.on('console', (message) => {
@@ -358,10 +359,27 @@ describe.skipIf('missing' in CHROMIUM)('the dashboard, in Chromium', () => {
 
   it('shows the connection dropping, and after it comes back shows what changed meanwhile', async () => {
     const { id, lease } = await running('Carry trade AUDJPY 2012-2022');
-    await open();
+    // What the page says and hears over its WebSocket: the taskUpdated subscriptions it opens, and the events.
+    const subscribed: (string | undefined)[] = [];
+    const heard: string[] = [];
+    await open(undefined, (page) =>
+      page.on('websocket', (socket) => {
+        socket.on('framesent', ({ payload }) => {
+          const message = JSON.parse(String(payload));
+          if (message.type === 'subscribe' && /taskUpdated/.test(message.payload.query)) subscribed.push(message.payload.variables?.afterEventId);
+        });
+        socket.on('framereceived', ({ payload }) => {
+          const message = JSON.parse(String(payload));
+          const event = message.type === 'next' && message.payload.data?.taskUpdated;
+          if (event) heard.push(event.id);
+        });
+      }),
+    );
     // An event seen before the drop: the page resumes after it (afterEventId) and also refetches.
     await report(id, lease, 10, 'loading prices');
     await eventually(() => row(id).getByTestId('progress').getAttribute('aria-valuenow')).toBe('10');
+    const lastBefore = heard.at(-1)!;
+    const subscribedBefore = subscribed.length;
     const port = new URL(server.url).port;
     await server.stop();
     await page.locator('[data-testid=connection][data-state=reconnecting]').waitFor();
@@ -375,6 +393,12 @@ describe.skipIf('missing' in CHROMIUM)('the dashboard, in Chromium', () => {
     await page.locator('[data-testid=connection][data-state=live]').waitFor({ timeout: 20_000 });
     await row(created.id).waitFor();
     await eventually(() => row(id).getByTestId('progress').getAttribute('aria-valuenow')).toBe('70');
+    // It resumed from the id of the last event it heard, and heard what came after it once each, in the history's order.
+    expect(subscribed[subscribedBefore]).toBe(lastBefore);
+    const missed = (await server.ok(`query($after: ID) { taskEvents(afterEventId: $after) { id } }`, { after: lastBefore })).taskEvents.map((e: { id: string }) => e.id);
+    expect(missed).toHaveLength(2);
+    await eventually(async () => heard.slice(heard.indexOf(lastBefore) + 1)).toEqual(missed);
+    expect(new Set(heard).size).toBe(heard.length);
     expect(await stillTheSamePage()).toBe(true);
     await shot('reconnected');
     // The browser said the server was unreachable meanwhile; nothing else.

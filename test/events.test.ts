@@ -6,6 +6,7 @@ import { subscribedInRedis } from './support/redis.js';
 const change = (id: number): TaskChange => ({
   event: {
     id: BigInt(id),
+    xact: 1000n + BigInt(id),
     taskId: '6f1c8a0e-58a4-4b8e-9b0e-0d6f7f0b1a11',
     kind: 'backtest',
     type: 'PROGRESS',

@@ -122,7 +122,7 @@ describe.each(databaseKinds)('live updates [%s]', (kind) => {
       ['PROGRESS', 20],
       ['PROGRESS', 30],
     ]);
-    const ids = events.map((e) => BigInt(e.id));
+    const ids = events.map((e) => e.id);
     expect(new Set(ids).size).toBe(ids.length);
     sub.unsubscribe();
   });

@@ -1,5 +1,6 @@
 import type { Task, TaskEvent } from '../tasks/model.js';
 import { badInput } from '../errors.js';
+import { cursorOf, parseCursor } from '../tasks/position.js';
 import { builder } from './builder.js';
 import { TaskEventTypeEnum, TaskStatusEnum } from './enums.js';
 import { TaskRef } from './task.js';
@@ -12,7 +13,11 @@ export const TaskEventRef = builder.objectRef<TaskEventShape>('TaskEvent');
 TaskEventRef.implement({
   description: 'One entry of a task history: a transition, a progress change, a stuck detection or a deletion.',
   fields: (t) => ({
-    id: t.id({ description: 'Rises over time; pass the last one seen as taskUpdated(afterEventId:) to resume.', resolve: (e) => e.id.toString() }),
+    id: t.id({
+      description:
+        'Opaque: where this entry stands in the one order every reader gets (the same for history reads and live streams). Pass the last one received as afterEventId to resume.',
+      resolve: (e) => cursorOf(e),
+    }),
     taskId: t.exposeID('taskId'),
     kind: t.exposeString('kind', { description: "The task's kind." }),
     type: t.expose('type', { type: TaskEventTypeEnum }),
@@ -39,7 +44,8 @@ builder.queryFields((t) => ({
   taskEvents: t.field({
     authScopes: { read: true },
     type: [TaskEventRef],
-    description: 'History entries oldest first, for one task or all, after an event id.',
+    description:
+      'History entries in the order taskUpdated delivers them, for one task or all, after an event id. Only entries that can no longer get company before them are listed, so the last id returned is a cursor that misses nothing.',
     args: {
       taskId: t.arg.id(),
       kinds: t.arg.stringList(),
@@ -53,7 +59,7 @@ builder.queryFields((t) => ({
         taskId: args.taskId == null ? null : String(args.taskId),
         kinds: args.kinds,
         types: args.types,
-        afterId: args.afterEventId == null ? null : parseEventId(String(args.afterEventId)),
+        after: args.afterEventId == null ? null : parseCursor(String(args.afterEventId)),
         limit: args.first,
       });
     },
@@ -65,14 +71,14 @@ builder.subscriptionFields((t) => ({
     authScopes: { read: true },
     type: TaskEventRef,
     description:
-      'Every transition and progress change, for one task or for some kinds. With afterEventId it first replays what came after that entry, so a reconnecting client misses nothing.',
+      'Every transition and progress change, for one task or for some kinds, in the history\'s order. With afterEventId (the id of the last entry received) it first replays what came after that entry, so a reconnecting client gets every entry once. An id from a server before this order was kept is refused with STALE_CURSOR.',
     args: { id: t.arg.id(), kinds: t.arg.stringList(), afterEventId: t.arg.id() },
     subscribe: async (_root, args, ctx) =>
       ctx.live(
         await ctx.services.live.taskUpdates({
           taskId: args.id == null ? null : String(args.id),
           kinds: args.kinds,
-          afterEventId: args.afterEventId == null ? null : parseEventId(String(args.afterEventId)),
+          after: args.afterEventId == null ? null : parseCursor(String(args.afterEventId)),
         }),
       ),
     resolve: (change) => ({ ...change.event, snapshot: change.task }),
@@ -86,8 +92,3 @@ builder.subscriptionFields((t) => ({
     resolve: (task) => task,
   }),
 }));
-
-export function parseEventId(text: string): bigint {
-  if (!/^\d{1,18}$/.test(text)) throw badInput('afterEventId', `"${text.slice(0, 40)}" is not an event id`);
-  return BigInt(text);
-}

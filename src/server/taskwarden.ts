@@ -83,6 +83,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
         await app.stop(config.shutdownTimeoutMs);
         await services.monitor.stop();
         await services.alerts.stop();
+        await services.feed.stop();
         await bus.close();
         if (ownsDb) await db.close();
       })();

@@ -1,5 +1,9 @@
 import type { EventBus, StuckAlert } from '../events.js';
-import { isTerminal, type Task, type TaskChange } from './model.js';
+import type { PrismaClient } from '../generated/prisma/client.js';
+import type { EventFeed } from './feed.js';
+import { isTerminal, type Task, type TaskChange, type TaskEvent } from './model.js';
+import { isAfter, positionOf, type EventPosition } from './position.js';
+import { readEvents } from './sql/event-log.js';
 import type { TaskService } from './service.js';
 import * as valid from './validate.js';
 
@@ -8,10 +12,11 @@ export interface TaskUpdatesFilter {
   taskId?: string | null;
   kinds?: readonly string[] | null;
   /**
-   * Replay the history after this event id first, then go live: a client
-   * that reconnects with the last id it saw misses nothing.
+   * Replay the history after this position first, then go live: a client
+   * that resumes from the last entry it received gets everything after it,
+   * once each, in the history's order.
    */
-  afterEventId?: bigint | null;
+  after?: EventPosition | null;
 }
 
 const REPLAY_PAGE = 500;
@@ -19,39 +24,36 @@ const REPLAY_PAGE = 500;
 export type LiveService = ReturnType<typeof createLiveService>;
 
 /**
- * The streams behind the subscriptions, built on the event bus and the task
- * history. Each checks its arguments (and that the task exists) before it
- * returns, so a bad subscription fails at once with a clear error.
+ * The streams behind the subscriptions, built on the event feed (settled
+ * history entries in one order, see feed.ts) and the task history. Each checks
+ * its arguments (and that the task exists) before it returns, so a bad
+ * subscription fails at once with a clear error.
  */
-export function createLiveService({ bus, tasks }: { bus: EventBus; tasks: TaskService }) {
+export function createLiveService({ prisma, bus, tasks, feed }: { prisma: PrismaClient; bus: EventBus; tasks: TaskService; feed: EventFeed }) {
   return {
     async taskUpdates(filter: TaskUpdatesFilter): Promise<AsyncGenerator<TaskChange>> {
       const taskId = filter.taskId ? valid.taskId(filter.taskId) : undefined;
       const kinds = valid.kinds(filter.kinds);
-      const after = filter.afterEventId == null ? undefined : filter.afterEventId;
-      // Listen before reading the history, so a change committed in between is not missed.
-      const live = bus.subscribe('task:updated');
+      // Join before reading the history: the feed has published everything up to upTo and
+      // queues everything after it, so replaying (after, upTo] leaves no gap and no overlap.
+      const { upTo, changes } = await feed.subscribe();
+      const wanted = (event: TaskEvent) => (!taskId || event.taskId === taskId) && (!kinds || kinds.includes(event.kind));
       return (async function* () {
         try {
-          const replayed = new Set<bigint>();
-          for (let cursor = after; cursor !== undefined; ) {
-            const page = await tasks.history({ taskId, kinds, afterId: cursor, limit: REPLAY_PAGE });
-            for (const event of page) {
-              replayed.add(event.id);
-              yield { event };
-            }
-            cursor = page.length < REPLAY_PAGE ? undefined : page[page.length - 1]!.id;
+          let last = filter.after ?? undefined;
+          while (last && isAfter(upTo, last)) {
+            const page = await readEvents(prisma, { taskId, kinds, after: last, upTo, limit: REPLAY_PAGE });
+            for (const event of page.events) yield { event };
+            if (page.events.length < REPLAY_PAGE) last = upTo;
+            else last = positionOf(page.events[page.events.length - 1]!);
           }
-          for await (const change of live) {
-            if (taskId && change.event.taskId !== taskId) continue;
-            if (kinds && !kinds.includes(change.event.kind)) continue;
-            // Ids are taken before commit, so a live change may carry a lower id than one
-            // already replayed: skip exactly what was replayed, not everything below it.
-            if (replayed.delete(change.event.id)) continue;
-            yield change;
+          for await (const change of changes) {
+            // A cursor from an instance whose feed is further along: what it already has is skipped.
+            if (last && !isAfter(positionOf(change.event), last)) continue;
+            if (wanted(change.event)) yield change;
           }
         } finally {
-          await live.return?.();
+          await changes.return?.();
         }
       })();
     },
@@ -59,28 +61,29 @@ export function createLiveService({ bus, tasks }: { bus: EventBus; tasks: TaskSe
     /** The task now, then each change to it; ends when it reaches a terminal state or is deleted. */
     async taskProgress(taskId: string): Promise<AsyncGenerator<Task>> {
       const id = valid.taskId(taskId);
-      const live = bus.subscribe('task:updated');
+      const { changes } = await feed.subscribe();
       let task: Task;
       let seen: bigint | null;
       try {
         [task, seen] = await Promise.all([tasks.require(id), tasks.lastEventId(id)]);
       } catch (error) {
-        await live.return?.();
+        await changes.return?.();
         throw error;
       }
       return (async function* () {
         try {
           yield task;
           if (isTerminal(task.status)) return;
-          for await (const change of live) {
+          for await (const change of changes) {
             // A task's events are written under its row lock, so their ids rise in commit order.
             if (change.event.taskId !== id || (seen !== null && change.event.id <= seen)) continue;
+            seen = change.event.id;
             if (!change.task) return;
             yield change.task;
             if (isTerminal(change.task.status)) return;
           }
         } finally {
-          await live.return?.();
+          await changes.return?.();
         }
       })();
     },

@@ -8,7 +8,9 @@ import type { RecordedAlert } from '../alerts/outbox.js';
 import { Prisma, type PrismaClient } from '../generated/prisma/client.js';
 import { actors, TaskEventType, TaskStatus, type Db, type Task, type TaskEvent } from './model.js';
 import { deleteTerminalTask, insertTask, pickById, pickOldestPending, updateTask, type UpdateSpec } from './sql/changes.js';
+import { readEvents } from './sql/event-log.js';
 import { recordChange, type EventSpec, type RecordedChange } from './sql/record-change.js';
+import type { EventPosition } from './position.js';
 import { describeStuck, findStuck, type StuckTask, type StuckVerdict } from './stuck.js';
 import * as valid from './validate.js';
 
@@ -57,6 +59,9 @@ export interface TaskServiceDeps {
 }
 
 export type TaskService = ReturnType<typeof createTaskService>;
+
+/** How long a history read waits for entries that are committed but held behind an older, still running transaction. */
+const SETTLE_WAIT_MS = 2000;
 
 /**
  * The task lifecycle. Every write is one compare-and-set statement that also
@@ -342,26 +347,32 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
       return prisma.task.count({ where: taskWhere(filter) });
     },
 
-    /** A task's history (or everyone's), oldest first, after an event id. */
-    history(filter: {
+    /**
+     * A task's history (or everyone's) in the order every stream delivers it,
+     * after a position. An entry committed but not settled yet (an older
+     * transaction still runs) is waited for briefly rather than skipped, so the
+     * last entry returned is a cursor that misses nothing.
+     */
+    async history(filter: {
       taskId?: string | null;
       kinds?: readonly string[] | null;
       types?: readonly TaskEventType[] | null;
-      afterId?: bigint | null;
+      after?: EventPosition | null;
       limit?: number;
     }): Promise<TaskEvent[]> {
-      const taskId = filter.taskId ? valid.taskId(filter.taskId, 'taskId') : undefined;
-      const kinds = valid.kinds(filter.kinds);
-      return prisma.taskEvent.findMany({
-        where: {
-          ...(taskId ? { taskId } : {}),
-          ...(kinds ? { kind: { in: kinds } } : {}),
-          ...(filter.types?.length ? { type: { in: [...filter.types] } } : {}),
-          ...(filter.afterId != null ? { id: { gt: filter.afterId } } : {}),
-        },
-        orderBy: { id: 'asc' },
-        take: filter.limit ?? 500,
-      });
+      const range = {
+        taskId: filter.taskId ? valid.taskId(filter.taskId, 'taskId') : undefined,
+        kinds: valid.kinds(filter.kinds),
+        types: filter.types ?? undefined,
+        after: filter.after ?? undefined,
+        limit: filter.limit ?? 500,
+      };
+      const deadline = Date.now() + SETTLE_WAIT_MS;
+      for (let pause = 5; ; pause = Math.min(pause * 2, 100)) {
+        const page = await readEvents(prisma, range);
+        if (!page.unsettled || page.events.length === range.limit || Date.now() >= deadline) return page.events;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
     },
 
     /** The id of the newest history entry of a task, so live streams know where the snapshot stands. */

@@ -95,9 +95,12 @@ export function createBoard(client: TaskwardenClient) {
     listeners.forEach((listener) => listener());
   };
 
+  // The cursor of the last event received: the server sends them in one order, so it is also the latest.
   let lastEventId: string | undefined;
+  // Events received so far: a copy that arrived after a fetch began is newer than what the fetch returns.
+  let received = 0;
   // Copies that arrived live, newer than what an in-flight fetch may return (null: deleted).
-  const live = new Map<string, { eventId: string; task: BoardTask | null }>();
+  const live = new Map<string, { arrival: number; task: BoardTask | null }>();
   let pageArgs: BoardTasksQueryVariables = { first: PAGE_SIZE };
   let stopUpdates: (() => void) | undefined;
   let stopAlerts: (() => void) | undefined;
@@ -110,17 +113,17 @@ export function createBoard(client: TaskwardenClient) {
   const stamp = (task: BoardTaskFieldsFragment): BoardTask => ({ ...task, seenAt: Date.now() });
 
   /** The freshest copy of a fetched task: the live one when it came after the fetch began. */
-  function fresher(task: BoardTaskFieldsFragment, fetchedAfter: string | undefined): BoardTask | null {
+  function fresher(task: BoardTaskFieldsFragment, fetchedAfter: number): BoardTask | null {
     const known = live.get(task.id);
-    return known && isAfter(known.eventId, fetchedAfter) ? known.task : stamp(task);
+    return known && known.arrival > fetchedAfter ? known.task : stamp(task);
   }
 
-  function forgetLiveUpTo(eventId: string | undefined) {
-    for (const [id, known] of live) if (!isAfter(known.eventId, eventId)) live.delete(id);
+  function forgetLiveUpTo(arrival: number) {
+    for (const [id, known] of live) if (known.arrival <= arrival) live.delete(id);
   }
 
   const loadOverview = async () => {
-    const fetchedAfter = lastEventId;
+    const fetchedAfter = received;
     try {
       const data = await client.request(BoardOverviewDocument, { running: RUNNING_SHOWN });
       const running = data.running.edges.flatMap((edge) => fresher(edge.node, fetchedAfter) ?? []);
@@ -137,7 +140,7 @@ export function createBoard(client: TaskwardenClient) {
   // Only the page asked for last is shown: an answer for an older filter or page that arrives late is dropped.
   let pageAsked = 0;
   const loadPage = async (args: BoardTasksQueryVariables, number: number) => {
-    const fetchedAfter = lastEventId;
+    const fetchedAfter = received;
     const asked = ++pageAsked;
     const { status, kind, search } = state.filter;
     set({ page: { ...state.page, loading: true } });
@@ -228,9 +231,9 @@ export function createBoard(client: TaskwardenClient) {
   }
 
   function onEvent(event: TaskEvent) {
-    if (isAfter(event.id, lastEventId)) lastEventId = event.id;
+    lastEventId = event.id;
     const task = event.task ? stamp(event.task) : null;
-    live.set(event.taskId, { eventId: event.id, task });
+    live.set(event.taskId, { arrival: ++received, task });
     applyTask(event.taskId, task, event.type === 'CREATED');
     if (event.type !== 'PROGRESS') scheduleRefresh();
     eventListeners.forEach((listener) => listener(event));
@@ -371,8 +374,4 @@ export function saveToken(token: string) {
 export function messageOf(error: unknown): string {
   if (error instanceof TaskwardenClientError && error.code === 'UNAUTHENTICATED') return `${error.message} Open Settings to give this page an API token.`;
   return error instanceof TaskwardenClientError || error instanceof Error ? error.message : String(error);
-}
-
-function isAfter(eventId: string, than: string | undefined) {
-  return than === undefined || BigInt(eventId) > BigInt(than);
 }

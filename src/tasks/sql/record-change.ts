@@ -17,7 +17,7 @@ export interface RecordedChange {
   event: TaskEvent | null;
 }
 
-type ChangedRow = Task & { fromStatus: TaskStatus | null; fromWorkerId: string | null; record: boolean; eventId: bigint | null };
+type ChangedRow = Task & { fromStatus: TaskStatus | null; fromWorkerId: string | null; record: boolean; eventId: bigint | null; eventXact: bigint | null };
 
 /**
  * The one way Taskwarden writes a task: a single statement that makes the
@@ -44,19 +44,20 @@ export async function recordChange(
       SELECT id, kind, ${event.type}::"TaskEventType", "fromStatus", ${options.deletes ? Prisma.sql`NULL::"TaskStatus"` : Prisma.sql`status`}, progress, message,
              COALESCE(${event.actor ?? null}, "fromWorkerId", "workerId", 'worker'), ${event.reason ?? null}, attempt, ${event.at}
       FROM changed WHERE record
-      RETURNING id
+      RETURNING id, xact
     )
-    SELECT changed.*, (SELECT id FROM event) AS "eventId" FROM changed`;
+    SELECT changed.*, (SELECT id FROM event) AS "eventId", (SELECT xact FROM event) AS "eventXact" FROM changed`;
   const first = rows[0];
   if (!first) return null;
-  const { fromStatus, fromWorkerId, record: _record, eventId, ...row } = first;
+  const { fromStatus, fromWorkerId, record: _record, eventId, eventXact, ...row } = first;
   return {
     row,
     event:
-      eventId === null
+      eventId === null || eventXact === null
         ? null
         : {
             id: eventId,
+            xact: eventXact,
             taskId: row.id,
             kind: row.kind,
             type: event.type,

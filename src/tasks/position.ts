@@ -1,0 +1,39 @@
+import { badInput, TaskwardenError } from '../errors.js';
+
+/**
+ * Where a history entry stands in the one order every reader sees: its
+ * writing transaction's id, then its own id. Readers only serve entries whose
+ * transaction is older than every transaction still running, so no entry can
+ * ever appear before one already served (see sql/event-log.ts).
+ */
+export interface EventPosition {
+  xact: bigint;
+  id: bigint;
+}
+
+/** Before every entry. */
+export const origin: EventPosition = { xact: 0n, id: 0n };
+
+export const isAfter = (a: EventPosition, b: EventPosition) => a.xact > b.xact || (a.xact === b.xact && a.id > b.id);
+
+/** The cursor clients see (TaskEvent.id): opaque to them, and the same on PGlite and Postgres. */
+export const cursorOf = (position: EventPosition) => `${position.xact}.${position.id}`;
+
+const CURSOR = /^(\d{1,19})\.(\d{1,19})$/;
+
+export function parseCursor(text: string, field = 'afterEventId'): EventPosition {
+  const match = CURSOR.exec(text);
+  if (match) return { xact: BigInt(match[1]!), id: BigInt(match[2]!) };
+  if (/^\d{1,19}$/.test(text)) {
+    // A plain event id, from a server before cursors followed the commit order: where it stood
+    // in the order the client saw is unknown, so resuming from it could skip entries.
+    throw new TaskwardenError(
+      'STALE_CURSOR',
+      `${field}: "${text}" is an event id from an older Taskwarden, not a cursor. Refetch what you show, then subscribe again without ${field} (or with the id of an event read since).`,
+      { field },
+    );
+  }
+  throw badInput(field, `"${text.slice(0, 40)}" is not an event cursor (the id of a TaskEvent)`);
+}
+
+export const positionOf = (event: { xact: bigint; id: bigint }): EventPosition => ({ xact: event.xact, id: event.id });

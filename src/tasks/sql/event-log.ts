@@ -1,0 +1,63 @@
+import { Prisma } from '../../generated/prisma/client.js';
+import type { Db, TaskEvent, TaskEventType } from '../model.js';
+import { origin, type EventPosition } from '../position.js';
+
+export interface EventRange {
+  taskId?: string;
+  kinds?: readonly string[];
+  types?: readonly TaskEventType[];
+  /** Entries strictly after this position. */
+  after?: EventPosition;
+  /** Entries up to this position, included. */
+  upTo?: EventPosition;
+  limit: number;
+}
+
+export interface EventPage {
+  /** Settled entries in position order: nothing can ever come before the last of them that is not here now. */
+  events: TaskEvent[];
+  /** Whether entries past these are committed but not settled yet (a transaction older than theirs still runs). */
+  unsettled: boolean;
+}
+
+/**
+ * Reads the history in (xact, id) order. Ids come from a sequence when a row is
+ * inserted, but transactions commit in another order, so reading "ids after N"
+ * can skip an entry that commits later with a smaller id. An entry is settled
+ * once its transaction is older than the snapshot's xmin: every transaction
+ * that can still commit has a newer id, so whatever commits later sorts after
+ * it. The horizon and the rows come from one statement, hence one snapshot.
+ *
+ * The horizon is cluster-wide: a long write transaction anywhere on the server
+ * (another database included) holds settled entries back, never loses them.
+ */
+export async function readEvents(db: Db, range: EventRange): Promise<EventPage> {
+  const after = range.after ?? origin;
+  const rows = await db.$queryRaw<(TaskEvent & { horizon: bigint })[]>`
+    SELECT e.*, h.horizon
+    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon) h
+    CROSS JOIN LATERAL (
+      SELECT * FROM "TaskEvent" e
+      WHERE (e.xact, e.id) > (${after.xact}, ${after.id})
+        ${range.upTo ? Prisma.sql`AND (e.xact, e.id) <= (${range.upTo.xact}, ${range.upTo.id})` : Prisma.empty}
+        ${range.taskId ? Prisma.sql`AND e."taskId" = ${range.taskId}::uuid` : Prisma.empty}
+        ${range.kinds ? Prisma.sql`AND e.kind = ANY(${range.kinds})` : Prisma.empty}
+        ${range.types?.length ? Prisma.sql`AND e.type::text = ANY(${range.types})` : Prisma.empty}
+      ORDER BY e.xact, e.id
+      LIMIT ${range.limit}
+    ) e`;
+  // Rows are in xact order, so the settled ones are a prefix.
+  const settled = rows.findIndex((row) => row.xact >= row.horizon);
+  const events = (settled < 0 ? rows : rows.slice(0, settled)).map(({ horizon: _horizon, ...event }) => event);
+  return { events, unsettled: settled >= 0 };
+}
+
+/** The position of the last settled entry: a reader that starts here sees every entry committed from now on. */
+export async function settledEnd(db: Db): Promise<EventPosition> {
+  const [last] = await db.$queryRaw<EventPosition[]>`
+    SELECT e.xact, e.id FROM "TaskEvent" e
+    WHERE e.xact < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+    ORDER BY e.xact DESC, e.id DESC
+    LIMIT 1`;
+  return last ?? origin;
+}

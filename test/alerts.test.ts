@@ -4,14 +4,14 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createMonitor } from '../src/monitor/monitor.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startReceiver, until } from './support/receiver.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { taskHarness } from './support/tasks.js';
 
 const HOUR = 3_600_000;
 
-describe.each(databaseKinds)('alerts [%s]', (kind) => {
+describeEachDatabase('alerts [%s]', (kind) => {
   const cleanup: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
     for (const step of cleanup.splice(0).reverse()) await step();

@@ -5,13 +5,13 @@ import type { StuckAlert } from '../src/events.js';
 import { createMonitor } from '../src/monitor/monitor.js';
 import { sweep } from '../src/monitor/sweep.js';
 import { detectStuck } from '../src/tasks/stuck.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { codeOf, snapshot, taskHarness, taskIn } from './support/tasks.js';
 
 const MINUTE = 60_000;
 const TIMEOUT = 60 * MINUTE;
 
-describe.each(databaseKinds)('stuck detection and the monitor [%s]', (kind) => {
+describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
   let database: TestDatabase;
   let h: ReturnType<typeof taskHarness>;
 

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TaskStatus } from '../src/tasks/model.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { allStatuses, codeOf, snapshot, taskHarness, taskIn } from './support/tasks.js';
 
-describe.each(databaseKinds)('task lifecycle [%s]', (kind) => {
+describeEachDatabase('task lifecycle [%s]', (kind) => {
   let database: TestDatabase;
   let h: ReturnType<typeof taskHarness>;
 

@@ -1,10 +1,10 @@
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTaskwardenClient, createWorker, type Worker, type WorkerOptions } from '../src/worker/index.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
-describe.each(databaseKinds)('the worker SDK [%s]', (kind) => {
+describeEachDatabase('the worker SDK [%s]', (kind) => {
   let database: TestDatabase;
   let server: TestServer;
   const workers: Worker[] = [];

@@ -146,6 +146,50 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
     expect((await h.tasks.get(task.id))!.status).toBe('RUNNING');
   });
 
+  it('lets exactly one of a racing progress report and sweep win, every time', async () => {
+    const outcomes = { reportFirst: 0, sweepFirst: 0 };
+    for (let round = 0; round < 8; round++) {
+      await database.reset();
+      const { task, leaseToken } = await taskIn(h.tasks, 'RUNNING', `race ${round}`);
+      h.clock.advance(TIMEOUT + MINUTE);
+      const beat = () => codeOf(() => h.tasks.reportProgress(task.id, leaseToken!, { progress: 50 }));
+      let code: string;
+      let report: Awaited<ReturnType<typeof run>>;
+      if (kind === 'postgres' && round % 4 === 3) {
+        // The report lands after the sweep read the task as stuck, before it acts (another connection).
+        const tasks = Object.create(h.tasks) as typeof h.tasks;
+        let landed!: Promise<string>;
+        tasks.running = async (tx) => {
+          const rows = await h.tasks.running(tx);
+          await (landed = beat());
+          return rows;
+        };
+        report = await sweep({ ...deps(), tasks }, { timeoutMs: TIMEOUT, action: 'cancel', actor: 'monitor', trigger: 'manual' });
+        code = await landed;
+        expect(report.found).toHaveLength(1);
+      } else if (round % 2) {
+        [code, report] = await Promise.all([beat(), run('cancel', 'manual')]);
+      } else {
+        [report, code] = await Promise.all([run('cancel', 'manual'), beat()]);
+      }
+      const { task: final, events } = await snapshot(h.prisma, task.id);
+      if (code === 'OK') {
+        // The report landed first: the sweep left the task alone.
+        outcomes.reportFirst += 1;
+        expect(report.handled).toEqual([]);
+        expect(final!.status).toBe('RUNNING');
+        expect(events.map((e) => e.type)).toEqual(['CREATED', 'STARTED', 'PROGRESS']);
+      } else {
+        outcomes.sweepFirst += 1;
+        expect(code).toBe('LEASE_MISMATCH');
+        expect(report.handled).toHaveLength(1);
+        expect(final).toMatchObject({ status: 'CANCELLED', lastHeartbeatAt: task.lastHeartbeatAt });
+      }
+    }
+    // Print how the rounds fell, so a run where one side always won is visible.
+    console.log(`progress report vs sweep [${kind}]:`, outcomes);
+  });
+
   it('reads only running tasks and records each sweep', async () => {
     for (let i = 0; i < 30; i++) await taskIn(h.tasks, i % 2 ? 'COMPLETED' : 'CANCELLED', `done ${i}`);
     await taskIn(h.tasks, 'PENDING');

@@ -31,7 +31,7 @@ export function createLiveService({ bus, tasks }: { bus: EventBus; tasks: TaskSe
       const after = filter.afterEventId == null ? undefined : filter.afterEventId;
       // Listen before reading the history, so a change committed in between is not missed.
       const live = bus.subscribe('task:updated');
-      return (async function* () {
+      return endingTheBusFirst(live, (async function* () {
         try {
           const replayed = new Set<bigint>();
           for (let cursor = after; cursor !== undefined; ) {
@@ -53,7 +53,7 @@ export function createLiveService({ bus, tasks }: { bus: EventBus; tasks: TaskSe
         } finally {
           await live.return?.();
         }
-      })();
+      })());
     },
 
     /** The task now, then each change to it; ends when it reaches a terminal state or is deleted. */
@@ -68,7 +68,7 @@ export function createLiveService({ bus, tasks }: { bus: EventBus; tasks: TaskSe
         await live.return?.();
         throw error;
       }
-      return (async function* () {
+      return endingTheBusFirst(live, (async function* () {
         try {
           yield task;
           if (isTerminal(task.status)) return;
@@ -82,7 +82,7 @@ export function createLiveService({ bus, tasks }: { bus: EventBus; tasks: TaskSe
         } finally {
           await live.return?.();
         }
-      })();
+      })());
     },
 
     stuckAlerts(): AsyncIterableIterator<StuckAlert> {
@@ -91,3 +91,17 @@ export function createLiveService({ bus, tasks }: { bus: EventBus; tasks: TaskSe
   };
 }
 
+/**
+ * An async generator cannot run its `finally` while it is awaiting the bus, so
+ * a subscriber that leaves during a quiet spell would hold its bus
+ * subscription until the next event. Ending the bus subscription first wakes
+ * the generator, which then finishes at once.
+ */
+function endingTheBusFirst<T>(live: AsyncIterator<unknown>, generator: AsyncGenerator<T>): AsyncGenerator<T> {
+  const finish = generator.return.bind(generator);
+  generator.return = async (value) => {
+    await live.return?.();
+    return finish(value);
+  };
+  return generator;
+}

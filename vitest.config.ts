@@ -17,5 +17,7 @@ export default defineConfig({
     // Each file opens its own databases; PGlite is CPU-bound, so keep to the cores there are.
     pool: 'forks',
     maxWorkers: 2,
+    // A committed `.only` would quietly run one test in place of the suite: CI refuses it.
+    allowOnly: !process.env.CI,
   },
 });

@@ -4,14 +4,14 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createMonitor } from '../src/monitor/monitor.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startReceiver, until } from './support/receiver.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { taskHarness } from './support/tasks.js';
 
 const HOUR = 3_600_000;
 
-describe.each(databaseKinds)('alerts [%s]', (kind) => {
+describeEachDatabase('alerts [%s]', (kind) => {
   const cleanup: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
     for (const step of cleanup.splice(0).reverse()) await step();
@@ -38,7 +38,7 @@ describe.each(databaseKinds)('alerts [%s]', (kind) => {
     await server.ok('mutation { runMonitorSweep { ran } }');
     await until(() => receiver.accepted.length === 1);
     const [delivery] = receiver.received;
-    expect(delivery!.headers['idempotency-key']).toBe(delivery!.body.id);
+    expect(delivery!.headers).toMatchObject({ 'content-type': 'application/json', 'user-agent': 'taskwarden', 'idempotency-key': delivery!.body.id });
     expect(delivery!.body).toMatchObject({
       rule: 'task.stuck',
       severity: 'critical',
@@ -74,8 +74,10 @@ describe.each(databaseKinds)('alerts [%s]', (kind) => {
     const heard: unknown[] = [];
     const client = createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
     cleanup.push(async () => client.dispose());
+    // The server holds subscriptions of its own: wait for one more than before.
+    const baseline = server.taskwarden.services.bus.openSubscriptions;
     client.subscribe({ query: 'subscription { stuckTaskDetected { reason } }' }, { next: (m) => void heard.push(m), error: () => {}, complete: () => {} });
-    await until(() => server.taskwarden.services.bus.openSubscriptions > 0);
+    await until(() => server.taskwarden.services.bus.openSubscriptions > baseline);
     const { id, lease } = await runningTask(server, 'frozen');
     server.clock.advance(2 * HOUR);
     for (let i = 0; i < 3; i++) await server.ok('mutation { runMonitorSweep { ran } }');
@@ -98,8 +100,19 @@ describe.each(databaseKinds)('alerts [%s]', (kind) => {
     const { join } = await import('node:path');
     const { tmpdir } = await import('node:os');
     const file = join(mkdtempSync(join(tmpdir(), 'tw-alerts-')), 'alerts.json');
-    writeFileSync(file, JSON.stringify({ webhooks: [{ url: feishu.url, format: 'feishu', rules: ['task.stuck'], kinds: ['optimize'] }] }));
-    cleanup.push(() => all.close(), () => slack.close(), () => feishu.close());
+    const rulesOnly = await startReceiver();
+    const kindsOnly = await startReceiver();
+    writeFileSync(
+      file,
+      JSON.stringify({
+        webhooks: [
+          { url: feishu.url, format: 'feishu', rules: ['task.stuck'], kinds: ['optimize'], headers: { authorization: 'Bearer hook-secret' } },
+          { url: rulesOnly.url, rules: ['task.failed'] },
+          { url: kindsOnly.url, kinds: ['optimize'] },
+        ],
+      }),
+    );
+    cleanup.push(() => all.close(), () => slack.close(), () => feishu.close(), () => rulesOnly.close(), () => kindsOnly.close());
     const { server } = await setup({ ALERT_WEBHOOK_URLS: `${all.url},slack=${slack.url}`, ALERT_CONFIG: file });
     const { id, lease } = await runningTask(server, 'will fail');
     await server.ok(`mutation { failTask(id: "${id}", leaseToken: "${lease}", error: "ValueError: empty price series\\n  at load") { id } }`);
@@ -112,6 +125,12 @@ describe.each(databaseKinds)('alerts [%s]', (kind) => {
     await until(() => feishu.accepted.length === 1);
     expect(feishu.received[0]!.body).toEqual({ msg_type: 'text', content: { text: expect.stringContaining('"stuck optimiser" is stuck') } });
     expect(feishu.received).toHaveLength(1); // its filter kept the failure away
+    expect(feishu.received[0]!.headers.authorization).toBe('Bearer hook-secret'); // a webhook's own headers reach it
+    // Each filter on its own: by rule (the failure, not the stuck optimiser), by kind (the optimiser, not the backtest's failure).
+    await until(() => rulesOnly.accepted.length >= 1 && kindsOnly.accepted.length >= 1 && all.accepted.length === 2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(rulesOnly.received.map((r) => [r.body.rule, r.body.task.name])).toEqual([['task.failed', 'will fail']]);
+    expect(kindsOnly.received.map((r) => [r.body.rule, r.body.task.name])).toEqual([['task.stuck', 'stuck optimiser']]);
   });
 
   it('fires a failure-burst alert once per window', async () => {
@@ -156,7 +175,7 @@ describe.each(databaseKinds)('alerts [%s]', (kind) => {
 });
 
 describe('the monitor failing to sweep', () => {
-  it('is alerted on after M failures in a row, straight to the webhook while the database is away', async () => {
+  it('is alerted on once per failing streak, after M failures in a row, straight to the webhook while the database is away', async () => {
     const receiver = await startReceiver();
     const database = await openTestDatabase('pglite');
     const h = taskHarness(database, { webhooks: [{ url: receiver.url, format: 'json' }], sweepFailures: 2 });
@@ -168,7 +187,11 @@ describe('the monitor failing to sweep', () => {
     await database.close();
     monitor.start();
     await until(() => receiver.accepted.length === 1);
+    // The streak goes on: still one alert for it.
+    await until(() => monitor.status().consecutiveFailures >= 6);
+    await new Promise((r) => setTimeout(r, 200));
     await monitor.stop();
+    expect(receiver.received).toHaveLength(1);
     expect(receiver.received[0]!.body).toMatchObject({ rule: 'monitor.failing', severity: 'critical', details: { consecutiveFailures: 2 } });
     await receiver.close();
   });
@@ -212,11 +235,25 @@ describe('observability', () => {
     expect(value(await scrape(), 'taskwarden_stuck_detections_total', { reason: 'NO_HEARTBEAT', action: 'cancel' })).toBe(2);
     expect(value(after, 'taskwarden_tasks', { status: 'CANCELLED' })).toBe(1);
     expect(Number(after.find((f) => f.name === 'taskwarden_sweep_duration_seconds')!.metrics[0]!.count)).toBe(1);
+    const total = (families: Awaited<ReturnType<typeof scrape>>, name: string) =>
+      (families.find((f) => f.name === name)?.metrics ?? []).reduce((sum, m) => sum + Number(m.value ?? 0), 0);
+    // One invalid operation between the scrapes.
     expect(after.find((f) => f.name === 'graphql_envelop_request_duration')).toBeDefined();
-    expect(after.find((f) => f.name === 'graphql_envelop_error_result')).toBeDefined();
-    for (const name of ['taskwarden_alert_outbox_backlog', 'taskwarden_open_subscriptions', 'taskwarden_live_connections', 'taskwarden_alert_deliveries_total']) {
-      expect(after.find((f) => f.name === name), name).toBeDefined();
-    }
+    expect(total(after, 'graphql_envelop_error_result') - total(before, 'graphql_envelop_error_result')).toBe(1);
+    // No webhook is configured: nothing waits in the outbox and nothing was delivered.
+    expect(total(after, 'taskwarden_alert_outbox_backlog')).toBe(0);
+    expect(total(after, 'taskwarden_alert_deliveries_total')).toBe(0);
+    // A live client shows in the gauges, and leaves them when it goes.
+    const live = createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    const baseline = server.taskwarden.services.bus.openSubscriptions;
+    live.subscribe({ query: 'subscription { stuckTaskDetected { reason } }' }, { next: () => {}, error: () => {}, complete: () => {} });
+    await until(() => server.taskwarden.services.bus.openSubscriptions > baseline);
+    const during = await scrape();
+    expect(total(during, 'taskwarden_open_subscriptions')).toBe(server.taskwarden.services.bus.openSubscriptions);
+    expect(total(during, 'taskwarden_live_connections') - total(after, 'taskwarden_live_connections')).toBe(1);
+    await live.dispose();
+    await until(() => server.taskwarden.services.bus.openSubscriptions === baseline);
+    expect(total(await scrape(), 'taskwarden_live_connections')).toBe(total(after, 'taskwarden_live_connections'));
     await server.stop();
   });
 

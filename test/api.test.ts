@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const TASK = 'id name kind status progress message attempt workerId isStuck stuckReason stuckForSeconds error result';
 
-describe.each(databaseKinds)('GraphQL API over HTTP [%s]', (kind) => {
+describeEachDatabase('GraphQL API over HTTP [%s]', (kind) => {
   let database: TestDatabase;
   let server: TestServer;
 

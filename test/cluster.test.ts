@@ -29,8 +29,10 @@ describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('two
     const client = b.ws();
     const received: any[] = [];
     const bus = b.taskwarden.services.bus;
+    // The server holds subscriptions of its own: wait for one more than before.
+    const baseline = bus.openSubscriptions;
     client.subscribe({ query: 'subscription { taskUpdated { type progress task { name } } }' }, { next: (m) => void received.push(m), error: () => {}, complete: () => {} });
-    await until(() => bus.openSubscriptions > 0);
+    await until(() => bus.openSubscriptions > baseline);
     await subscribedInRedis('taskwarden:task:updated');
 
     const id = (await a.ok(`mutation { createTask(input: { name: "cross-instance" }) { id } }`)).createTask.id;
@@ -44,13 +46,42 @@ describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('two
     ]);
   });
 
-  it('sweeps from one instance at a time and shows the same last sweep on both', async () => {
-    const [ra, rb] = await Promise.all([a.ok(`mutation { runMonitorSweep { ran } }`), b.ok(`mutation { runMonitorSweep { ran } }`)]);
+  it('sweeps from one instance at a time: a stuck task seen by both is handled and alerted once', async () => {
+    await database.reset();
+    const id = (await a.ok(`mutation { createTask(input: { name: "stuck on both" }) { id } }`)).createTask.id;
+    await a.ok(`mutation($id: ID!) { startTask(id: $id, workerId: "w") { leaseToken } }`, { id });
+    a.clock.advance(2 * 3_600_000);
+    b.clock.advance(2 * 3_600_000);
+    // Hold the task's row from a third connection, so both sweeps are in flight before either can act.
+    const holder = await database.connect!();
+    await holder.query('BEGIN');
+    await holder.query('SELECT id FROM "Task" WHERE id = $1 FOR UPDATE', [id]);
+    const sweeps = Promise.all([a.ok(`mutation { runMonitorSweep { ran found { id } } }`), b.ok(`mutation { runMonitorSweep { ran found { id } } }`)]);
+    await waitUntil(async () => {
+      const { rows } = await holder.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+      return rows[0].n >= 2;
+    });
+    await holder.query('COMMIT');
+    const [ra, rb] = await sweeps;
     expect([ra.runMonitorSweep.ran, rb.runMonitorSweep.ran]).toEqual([true, true]); // manual sweeps wait their turn
+    // The second sweep ran after the first committed, so it found nothing left to do.
+    expect([...ra.runMonitorSweep.found, ...rb.runMonitorSweep.found]).toEqual([{ id }]);
+    const events = await database.db.prisma.taskEvent.findMany({ where: { taskId: id, type: 'CANCELLED' } });
+    expect(events).toHaveLength(1);
+    expect(await database.db.prisma.alert.count({ where: { rule: 'task.stuck' } })).toBe(1);
+
     const [ma, mb] = await Promise.all([a.ok(`{ monitor { lastSweepAt } }`), b.ok(`{ monitor { lastSweepAt } }`)]);
     expect(ma.monitor.lastSweepAt).toBe(mb.monitor.lastSweepAt);
   });
 });
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 async function until(check: () => boolean, timeoutMs = 5000) {
   const deadline = Date.now() + timeoutMs;

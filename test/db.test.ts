@@ -8,7 +8,7 @@ import { acquireDataDir } from '../src/db/data-dir.js';
 import { PGlite } from '@electric-sql/pglite';
 import { migrate, migrationsDir, readMigrations, type SqlSession } from '../src/db/migrate.js';
 import { openDatabase, pgliteSession, pgSession } from '../src/db/open.js';
-import { databaseKinds, openTestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase } from './support/databases.js';
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -72,7 +72,7 @@ const sqlForSchema = () =>
     { env: { ...process.env, DATA_DIR: 'memory', DATABASE_URL: '', CHECKPOINT_DISABLE: '1' }, timeout: 120_000 },
   ).then((r) => r.stdout));
 
-describe.each(databaseKinds)('migrations [%s]', (kind) => {
+describeEachDatabase('migrations [%s]', (kind) => {
   it('are applied once, recorded as Prisma records them, and refused when edited after the fact', async () => {
     const database = await openTestDatabase(kind);
     const rows = await database.db.prisma.$queryRawUnsafe<{ migration_name: string; checksum: string }[]>(

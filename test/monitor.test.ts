@@ -5,13 +5,13 @@ import type { StuckAlert } from '../src/events.js';
 import { createMonitor } from '../src/monitor/monitor.js';
 import { sweep } from '../src/monitor/sweep.js';
 import { detectStuck } from '../src/tasks/stuck.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { codeOf, snapshot, taskHarness, taskIn } from './support/tasks.js';
 
 const MINUTE = 60_000;
 const TIMEOUT = 60 * MINUTE;
 
-describe.each(databaseKinds)('stuck detection and the monitor [%s]', (kind) => {
+describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
   let database: TestDatabase;
   let h: ReturnType<typeof taskHarness>;
 
@@ -146,6 +146,50 @@ describe.each(databaseKinds)('stuck detection and the monitor [%s]', (kind) => {
     expect((await h.tasks.get(task.id))!.status).toBe('RUNNING');
   });
 
+  it('lets exactly one of a racing progress report and sweep win, every time', async () => {
+    const outcomes = { reportFirst: 0, sweepFirst: 0 };
+    for (let round = 0; round < 8; round++) {
+      await database.reset();
+      const { task, leaseToken } = await taskIn(h.tasks, 'RUNNING', `race ${round}`);
+      h.clock.advance(TIMEOUT + MINUTE);
+      const beat = () => codeOf(() => h.tasks.reportProgress(task.id, leaseToken!, { progress: 50 }));
+      let code: string;
+      let report: Awaited<ReturnType<typeof run>>;
+      if (kind === 'postgres' && round % 4 === 3) {
+        // The report lands after the sweep read the task as stuck, before it acts (another connection).
+        const tasks = Object.create(h.tasks) as typeof h.tasks;
+        let landed!: Promise<string>;
+        tasks.running = async (tx) => {
+          const rows = await h.tasks.running(tx);
+          await (landed = beat());
+          return rows;
+        };
+        report = await sweep({ ...deps(), tasks }, { timeoutMs: TIMEOUT, action: 'cancel', actor: 'monitor', trigger: 'manual' });
+        code = await landed;
+        expect(report.found).toHaveLength(1);
+      } else if (round % 2) {
+        [code, report] = await Promise.all([beat(), run('cancel', 'manual')]);
+      } else {
+        [report, code] = await Promise.all([run('cancel', 'manual'), beat()]);
+      }
+      const { task: final, events } = await snapshot(h.prisma, task.id);
+      if (code === 'OK') {
+        // The report landed first: the sweep left the task alone.
+        outcomes.reportFirst += 1;
+        expect(report.handled).toEqual([]);
+        expect(final!.status).toBe('RUNNING');
+        expect(events.map((e) => e.type)).toEqual(['CREATED', 'STARTED', 'PROGRESS']);
+      } else {
+        outcomes.sweepFirst += 1;
+        expect(code).toBe('LEASE_MISMATCH');
+        expect(report.handled).toHaveLength(1);
+        expect(final).toMatchObject({ status: 'CANCELLED', lastHeartbeatAt: task.lastHeartbeatAt });
+      }
+    }
+    // Print how the rounds fell, so a run where one side always won is visible.
+    console.log(`progress report vs sweep [${kind}]:`, outcomes);
+  });
+
   it('reads only running tasks and records each sweep', async () => {
     for (let i = 0; i < 30; i++) await taskIn(h.tasks, i % 2 ? 'COMPLETED' : 'CANCELLED', `done ${i}`);
     await taskIn(h.tasks, 'PENDING');
@@ -167,41 +211,123 @@ describe.each(databaseKinds)('stuck detection and the monitor [%s]', (kind) => {
     expect(await h.prisma.monitorSweep.count()).toBe(0);
   });
 
+  const SWEEP_LOCK = 0x7a5c_5eed;
+  /** Advisory locks on the sweep key, held or awaited, as the database sees them from `db`. */
+  const sweepLocks = async (db: Pick<typeof h.prisma, '$queryRaw'>) => {
+    const rows = await db.$queryRaw<{ granted: boolean }[]>`
+      SELECT granted FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = ${SWEEP_LOCK}::bigint::oid`;
+    return { held: rows.filter((r) => r.granted).length, waiting: rows.filter((r) => !r.granted).length };
+  };
+
+  it('holds the sweep lock while it sweeps, and releases it with its transaction', async () => {
+    await taskIn(h.tasks, 'RUNNING');
+    let during: Awaited<ReturnType<typeof sweepLocks>> | undefined;
+    const tasks = Object.create(h.tasks) as typeof h.tasks;
+    tasks.running = async (tx) => {
+      during = await sweepLocks(tx ?? h.prisma);
+      return h.tasks.running(tx);
+    };
+    for (const trigger of ['schedule', 'manual'] as const) {
+      during = undefined;
+      const report = await sweep({ ...deps(), tasks }, { timeoutMs: TIMEOUT, action: 'cancel', actor: 'monitor', trigger });
+      expect(report.ran).toBe(true);
+      expect(during, trigger).toEqual({ held: 1, waiting: 0 });
+      expect(await sweepLocks(h.prisma), trigger).toEqual({ held: 0, waiting: 0 });
+    }
+  });
+
   if (kind === 'postgres') {
     it('lets only one instance sweep: a scheduled sweep skips while another connection holds the lock', async () => {
       const { task } = await taskIn(h.tasks, 'RUNNING');
       h.clock.advance(TIMEOUT * 2);
       const other = await database.connect!();
-      await other.query('SELECT pg_advisory_lock($1)', [0x7a5c_5eed]);
+      await other.query('SELECT pg_advisory_lock($1)', [SWEEP_LOCK]);
       const skipped = await run('cancel');
       expect(skipped).toMatchObject({ ran: false, scanned: 0, found: [] });
       expect((await h.tasks.get(task.id))!.status).toBe('RUNNING');
 
-      // A manual sweep waits for the lock instead of skipping.
-      const manual = run('cancel', 'manual');
-      await new Promise((r) => setTimeout(r, 200));
-      await other.query('SELECT pg_advisory_unlock($1)', [0x7a5c_5eed]);
+      // A manual sweep waits for the lock instead of skipping: it is still pending while the lock is held.
+      let settled = false;
+      const manual = run('cancel', 'manual').finally(() => (settled = true));
+      await waitFor(async () => (await sweepLocks(h.prisma)).waiting === 1);
+      expect(settled).toBe(false);
+      expect((await h.tasks.get(task.id))!.status).toBe('RUNNING');
+      await other.query('SELECT pg_advisory_unlock($1)', [SWEEP_LOCK]);
       expect((await manual).handled).toHaveLength(1);
-    });
-  } else {
-    it('takes and releases the sweep lock on PGlite too', async () => {
-      expect((await run('cancel')).ran).toBe(true);
-      expect((await run('cancel')).ran).toBe(true);
     });
   }
 
+  it('spreads its timer by ±10% around the interval', async () => {
+    const intervalMs = 600_000; // no sweep fires during the test
+    const monitor = createMonitor({ ...deps(), settings: { enabled: true, intervalMs, stuckTimeoutMs: TIMEOUT, action: 'cancel' }, log: pino({ level: 'silent' }) });
+    const delays: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      const before = Date.now();
+      monitor.start();
+      const next = monitor.status().nextSweepAt!.getTime();
+      delays.push((next - before) / intervalMs);
+      await monitor.stop();
+    }
+    expect(Math.min(...delays)).toBeGreaterThanOrEqual(0.9);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(1.1 + 50 / intervalMs);
+    // Spread out, not all at one point: 60 uniform draws span well over half the ±10% band.
+    expect(Math.max(...delays) - Math.min(...delays)).toBeGreaterThan(0.1);
+  });
+
   it('runs on a timer and never overlaps its sweeps', async () => {
+    // Every sweep is made slow before it opens its transaction, and counted while in flight.
+    let inFlight = 0;
+    let peak = 0;
+    let started = 0;
+    const prisma = new Proxy(h.prisma, {
+      get(target, property) {
+        if (property !== '$transaction') return Reflect.get(target, property);
+        return async (...args: Parameters<typeof target.$transaction>) => {
+          started += 1;
+          peak = Math.max(peak, ++inFlight);
+          try {
+            await new Promise((r) => setTimeout(r, 30));
+            return await (target.$transaction as (...a: unknown[]) => Promise<unknown>)(...args);
+          } finally {
+            inFlight -= 1;
+          }
+        };
+      },
+    });
     const log = pino({ level: 'silent' });
-    const monitor = createMonitor({ ...deps(), settings: { enabled: true, intervalMs: 40, stuckTimeoutMs: TIMEOUT, action: 'cancel' }, log });
+    const monitor = createMonitor({ ...deps(), prisma, settings: { enabled: true, intervalMs: 20, stuckTimeoutMs: TIMEOUT, action: 'cancel' }, log });
     monitor.start();
     expect(monitor.status()).toMatchObject({ running: true, nextSweepAt: expect.any(Date) });
-    await waitFor(async () => (await h.prisma.monitorSweep.count()) >= 3);
-    const manual = await Promise.all([monitor.sweepNow(), monitor.sweepNow()]);
+    await waitFor(() => started >= 2);
+    // Manual sweeps and a cleanup land on top of the timer's: they queue behind it.
+    const manual = await Promise.all([
+      monitor.sweepNow(),
+      monitor.sweepNow(),
+      monitor.cleanup({ timeoutMs: TIMEOUT, autoFix: false, action: 'cancel', actor: 'operator' }),
+    ]);
     expect(manual.every((r) => r.ran)).toBe(true);
-    const sweeps = await h.prisma.monitorSweep.findMany({ orderBy: { id: 'asc' } });
-    for (let i = 1; i < sweeps.length; i++) expect(sweeps[i]!.startedAt >= sweeps[i - 1]!.finishedAt).toBe(true);
+    await waitFor(async () => (await h.prisma.monitorSweep.count()) >= 5);
     await monitor.stop();
+    expect(started).toBeGreaterThanOrEqual(5);
+    expect(peak).toBe(1);
     expect(monitor.status()).toMatchObject({ running: false, nextSweepAt: null });
+  });
+});
+
+describe('the order of stuck reasons', () => {
+  const startedAt = new Date('2026-03-01T09:00:00Z');
+  const at = (minutes: number) => new Date(startedAt.getTime() + minutes * MINUTE);
+  const running = { status: 'RUNNING' as const, attempt: 1, startedAt, timeoutMinutes: 30 };
+
+  it('says NO_HEARTBEAT before OVERTIME before NO_PROGRESS when more than one holds', () => {
+    // Silent, over its own limit and without progress, all at once: a dead worker first.
+    const silent = { ...running, lastHeartbeatAt: at(1), lastProgressAt: at(0) };
+    expect(detectStuck(silent, at(200), TIMEOUT)?.reason).toBe('NO_HEARTBEAT');
+    // Heartbeating, over its limit and frozen: over time before frozen.
+    const frozen = { ...running, lastHeartbeatAt: at(199), lastProgressAt: at(0) };
+    expect(detectStuck(frozen, at(200), TIMEOUT)?.reason).toBe('OVERTIME');
+    // The same without a limit of its own: frozen.
+    expect(detectStuck({ ...frozen, timeoutMinutes: null }, at(200), TIMEOUT)?.reason).toBe('NO_PROGRESS');
   });
 });
 

@@ -3,7 +3,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TaskStatus } from '../src/tasks/model.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { restClient } from './support/rest.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { taskIn } from './support/tasks.js';
@@ -11,7 +11,7 @@ import { taskIn } from './support/tasks.js';
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 type Operation = { responses: Record<string, { content?: Record<string, unknown> }> };
 
-describe.each(databaseKinds)('REST API: its OpenAPI document [%s]', (kind) => {
+describeEachDatabase('REST API: its OpenAPI document [%s]', (kind) => {
   let database: TestDatabase;
   let server: TestServer;
   let rest: ReturnType<typeof restClient>['call'];

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../src/db/open.js';
 import { TaskStatus } from '../src/tasks/model.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { spawnServer, type ServerProcess } from './support/process.js';
 import { taskHarness, taskIn } from './support/tasks.js';
 
@@ -26,7 +26,7 @@ const SEED_CURL_LINES = [
 ] as const;
 const SEED = '/work/shared/seed/000_b52c9fd3f17cc05e.txt';
 
-describe.each(databaseKinds)("the seed's curl lines against a started server [%s]", (kind) => {
+describeEachDatabase("the seed's curl lines against a started server [%s]", (kind) => {
   let database: TestDatabase | undefined;
   let dataDir: string | undefined;
   let server: ServerProcess;

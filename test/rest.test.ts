@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { can, roles, type Permission, type Role } from '../src/auth/roles.js';
 import { schema } from '../src/graphql/index.js';
 import { TaskStatus } from '../src/tasks/model.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { asRest, restClient, TASK_FIELDS } from './support/rest.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { snapshot, taskIn } from './support/tasks.js';
@@ -11,7 +11,7 @@ const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 const STATS_FIELDS = `since total pending running completed failed cancelled stuck successRate averageDurationSeconds
   oldestRunning { ${TASK_FIELDS} } byKind { kind total pending running completed failed cancelled successRate }`;
 
-describe.each(databaseKinds)('REST API, open on loopback [%s]', (kind) => {
+describeEachDatabase('REST API, open on loopback [%s]', (kind) => {
   let database: TestDatabase;
   let server: TestServer;
   let rest: ReturnType<typeof restClient>['call'];
@@ -242,7 +242,7 @@ describe.each(databaseKinds)('REST API, open on loopback [%s]', (kind) => {
   });
 });
 
-describe.each(databaseKinds)('REST API with tokens [%s]', (kind) => {
+describeEachDatabase('REST API with tokens [%s]', (kind) => {
   let database: TestDatabase;
   let server: TestServer;
   let rest: ReturnType<typeof restClient>['call'];

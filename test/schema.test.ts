@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { isInterfaceType, isObjectType, type GraphQLObjectType } from 'graphql';
+import { schema } from '../src/graphql/index.js';
 import { printedSchema } from '../src/graphql/print.js';
 
 describe('schema/schema.graphql', () => {
@@ -32,6 +34,13 @@ describe('schema/schema.graphql', () => {
     ]) {
       expect(sdl, field).toContain(field);
     }
-    expect(sdl).not.toMatch(/leaseToken: String\n(?![\s\S]*TaskLease)/);
+  });
+
+  it('hands out a lease token only in TaskLease, the answer to the worker that started the task', () => {
+    const carriers = Object.values(schema.getTypeMap())
+      .filter((type) => !type.name.startsWith('__') && (isObjectType(type) || isInterfaceType(type)))
+      .filter((type) => 'leaseToken' in (type as GraphQLObjectType).getFields())
+      .map((type) => type.name);
+    expect(carriers).toEqual(['TaskLease']);
   });
 });

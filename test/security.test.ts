@@ -13,7 +13,8 @@ import { startTestServer, type TestServer } from './support/server.js';
 const ID = '00000000-0000-4000-8000-000000000000';
 
 /** Every root field, the permission it needs, and a call that reaches its resolver. */
-const operations: Record<string, { permission: Permission; query: string; kind?: 'subscription' }> = {
+/** `answer`: the error code an allowed caller gets from the resolver itself (the task does not exist), if any. */
+const operations: Record<string, { permission: Permission; query: string; kind?: 'subscription'; answer?: string }> = {
   'Query.task': { permission: 'read', query: `{ task(id: "${ID}") { id } }` },
   'Query.tasks': { permission: 'read', query: `{ tasks { totalCount } }` },
   'Query.stuckTasks': { permission: 'read', query: `{ stuckTasks { id } }` },
@@ -25,22 +26,22 @@ const operations: Record<string, { permission: Permission; query: string; kind?:
   'Query.apiTokens': { permission: 'admin', query: `{ apiTokens { name } }` },
   'Query.alerts': { permission: 'read', query: `{ alerts { id } }` },
   'Mutation.createTask': { permission: 'submit', query: `mutation { createTask(input: { name: "x" }) { id } }` },
-  'Mutation.startTask': { permission: 'work', query: `mutation { startTask(id: "${ID}", workerId: "w") { leaseToken } }` },
+  'Mutation.startTask': { permission: 'work', query: `mutation { startTask(id: "${ID}", workerId: "w") { leaseToken } }`, answer: 'NOT_FOUND' },
   'Mutation.claimTask': { permission: 'work', query: `mutation { claimTask(workerId: "w", kinds: ["nothing-pending"]) { leaseToken } }` },
-  'Mutation.reportProgress': { permission: 'work', query: `mutation { reportProgress(id: "${ID}", leaseToken: "l") { id } }` },
-  'Mutation.completeTask': { permission: 'work', query: `mutation { completeTask(id: "${ID}", leaseToken: "l") { id } }` },
-  'Mutation.failTask': { permission: 'work', query: `mutation { failTask(id: "${ID}", leaseToken: "l", error: "e") { id } }` },
-  'Mutation.releaseTask': { permission: 'work', query: `mutation { releaseTask(id: "${ID}", leaseToken: "l") { id } }` },
-  'Mutation.stopTask': { permission: 'operate', query: `mutation { stopTask(id: "${ID}") { id } }` },
-  'Mutation.forceComplete': { permission: 'operate', query: `mutation { forceComplete(id: "${ID}") { id } }` },
-  'Mutation.deleteTask': { permission: 'operate', query: `mutation { deleteTask(id: "${ID}") }` },
+  'Mutation.reportProgress': { permission: 'work', query: `mutation { reportProgress(id: "${ID}", leaseToken: "l") { id } }`, answer: 'NOT_FOUND' },
+  'Mutation.completeTask': { permission: 'work', query: `mutation { completeTask(id: "${ID}", leaseToken: "l") { id } }`, answer: 'NOT_FOUND' },
+  'Mutation.failTask': { permission: 'work', query: `mutation { failTask(id: "${ID}", leaseToken: "l", error: "e") { id } }`, answer: 'NOT_FOUND' },
+  'Mutation.releaseTask': { permission: 'work', query: `mutation { releaseTask(id: "${ID}", leaseToken: "l") { id } }`, answer: 'NOT_FOUND' },
+  'Mutation.stopTask': { permission: 'operate', query: `mutation { stopTask(id: "${ID}") { id } }`, answer: 'NOT_FOUND' },
+  'Mutation.forceComplete': { permission: 'operate', query: `mutation { forceComplete(id: "${ID}") { id } }`, answer: 'NOT_FOUND' },
+  'Mutation.deleteTask': { permission: 'operate', query: `mutation { deleteTask(id: "${ID}") }`, answer: 'NOT_FOUND' },
   'Mutation.cleanupStuck': { permission: 'operate', query: `mutation { cleanupStuck { autoFix } }` },
   'Mutation.runMonitorSweep': { permission: 'operate', query: `mutation { runMonitorSweep { ran } }` },
   'Mutation.createApiToken': { permission: 'admin', query: `mutation { createApiToken(name: "made-by-test", role: VIEWER) { token } }` },
-  'Mutation.retryAlert': { permission: 'operate', query: `mutation { retryAlert(id: "999999") { id } }` },
-  'Mutation.revokeApiToken': { permission: 'admin', query: `mutation { revokeApiToken(name: "no-such-token") { name } }` },
+  'Mutation.retryAlert': { permission: 'operate', query: `mutation { retryAlert(id: "999999") { id } }`, answer: 'NOT_FOUND' },
+  'Mutation.revokeApiToken': { permission: 'admin', query: `mutation { revokeApiToken(name: "no-such-token") { name } }`, answer: 'NOT_FOUND' },
   'Subscription.taskUpdated': { permission: 'read', query: `subscription { taskUpdated { id } }`, kind: 'subscription' },
-  'Subscription.taskProgress': { permission: 'read', query: `subscription { taskProgress(id: "${ID}") { id } }`, kind: 'subscription' },
+  'Subscription.taskProgress': { permission: 'read', query: `subscription { taskProgress(id: "${ID}") { id } }`, kind: 'subscription', answer: 'NOT_FOUND' },
   'Subscription.stuckTaskDetected': { permission: 'read', query: `subscription { stuckTaskDetected { reason } }`, kind: 'subscription' },
 };
 
@@ -84,20 +85,28 @@ describe('access control', () => {
     expect(fields.sort()).toEqual(Object.keys(operations).sort());
   });
 
-  for (const [field, { permission, query, kind }] of Object.entries(operations)) {
+  for (const [field, { permission, query, kind, answer }] of Object.entries(operations)) {
     for (const role of roles) {
       const allowed = can(role, permission);
       it(`${field} as ${role}: ${allowed ? 'allowed' : 'FORBIDDEN'}`, async () => {
         if (kind === 'subscription') {
-          const code = await subscribeOnce(server.url, query, token[role]!);
-          if (allowed) expect(code).not.toBe('FORBIDDEN');
-          else expect(code).toBe('FORBIDDEN');
+          const bus = server.taskwarden.services.bus;
+          const baseline = bus.openSubscriptions;
+          // Allowed: the subscription is open on the server. Refused: FORBIDDEN, however long it takes.
+          const code = await subscribeOnce(server.url, query, token[role]!, () => bus.openSubscriptions > baseline);
+          // Closed again before the next test takes its baseline.
+          await until(() => bus.openSubscriptions <= baseline);
+          expect(code).toBe(allowed ? (answer ?? 'OPEN') : 'FORBIDDEN');
           return;
         }
-        const { json } = await post(server.url, { query }, as(role));
+        const { status, json } = await post(server.url, { query }, as(role));
         const codes = (json.errors ?? []).map((e: any) => e.extensions?.code);
-        if (allowed) expect(codes).not.toContain('FORBIDDEN');
-        else expect(json.errors).toEqual([expect.objectContaining({ extensions: { code: 'FORBIDDEN', role, requestId: expect.any(String) } })]);
+        if (allowed) {
+          // The resolver ran: data, and no error but the one the resolver itself gives (no UNAUTHENTICATED, no internal error).
+          expect(status).toBe(200);
+          expect(codes).toEqual(answer ? [answer] : []);
+          expect(json.data).toBeDefined();
+        } else expect(json.errors).toEqual([expect.objectContaining({ extensions: { code: 'FORBIDDEN', role, requestId: expect.any(String) } })]);
       });
     }
   }
@@ -321,7 +330,8 @@ describe('production hygiene', () => {
 });
 
 /** Subscribes over SSE and returns the first error code, or 'OK' once the stream is open and quiet. */
-async function subscribeOnce(url: string, query: string, token: string): Promise<string> {
+/** Subscribes over SSE until the server answers with an error code, or `opened()` says the subscription is live ('OPEN'). */
+async function subscribeOnce(url: string, query: string, token: string, opened: () => boolean): Promise<string> {
   const controller = new AbortController();
   const response = await fetch(url, {
     method: 'POST',
@@ -330,23 +340,29 @@ async function subscribeOnce(url: string, query: string, token: string): Promise
     signal: controller.signal,
   });
   const reader = response.body!.getReader();
-  const timer = setTimeout(() => controller.abort(), 400);
   let text = '';
-  try {
+  let done = false;
+  const reading = (async () => {
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += new TextDecoder().decode(value);
+      const chunk = await reader.read();
+      if (chunk.done) return;
+      text += new TextDecoder().decode(chunk.value);
+    }
+  })().catch(() => {}).finally(() => (done = true));
+  try {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
       const code = /"code":"([A-Z_]+)"/.exec(text);
       if (code) return code[1]!;
+      if (opened()) return 'OPEN';
+      if (done) return `CLOSED: ${text}`;
+      if (Date.now() > deadline) return `NO ANSWER: ${text}`;
+      await new Promise((r) => setTimeout(r, 10));
     }
-  } catch {
-    // aborted: nothing went wrong within the wait
   } finally {
-    clearTimeout(timer);
     controller.abort();
+    await reading;
   }
-  return 'OK';
 }
 
 async function until(check: () => boolean, timeoutMs = 5000) {

@@ -1,6 +1,6 @@
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 /** Collects what a graphql-ws subscription delivers, so a test can wait for the nth message. */
@@ -53,7 +53,7 @@ function subscribe(server: TestServer, query: string, variables: Record<string, 
   return result;
 }
 
-describe.each(databaseKinds)('live updates [%s]', (kind) => {
+describeEachDatabase('live updates [%s]', (kind) => {
   let database: TestDatabase;
   let server: TestServer;
 

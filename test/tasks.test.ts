@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { sweep } from '../src/monitor/sweep.js';
 import { TaskStatus } from '../src/tasks/model.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { allStatuses, codeOf, snapshot, taskHarness, taskIn } from './support/tasks.js';
 
-describe.each(databaseKinds)('task lifecycle [%s]', (kind) => {
+describeEachDatabase('task lifecycle [%s]', (kind) => {
   let database: TestDatabase;
   let h: ReturnType<typeof taskHarness>;
 
@@ -210,7 +211,32 @@ describe.each(databaseKinds)('task lifecycle [%s]', (kind) => {
     expect(await snapshot(h.prisma, task.id)).toEqual(before);
   });
 
-  it('fences a zombie: after a force-complete and a re-run, the old lease can write nothing', async () => {
+  it('fences a zombie: once its task is requeued and running under a newer lease, the old lease can write nothing', async () => {
+    const created = await h.tasks.create({ name: 'bt', maxAttempts: 3 });
+    const zombie = await h.tasks.start(created.id, 'worker-zombie');
+    h.clock.advance(2 * 3_600_000);
+    const sweepDeps = { prisma: h.prisma, tasks: h.tasks, clock: h.clock, bus: h.bus, alerts: h.alerts };
+    await sweep(sweepDeps, { timeoutMs: 3_600_000, action: 'retry', actor: 'monitor', trigger: 'manual' });
+    const fresh = await h.tasks.claim('worker-fresh');
+    expect(fresh!.task).toMatchObject({ id: created.id, status: 'RUNNING', attempt: 2 });
+    h.clock.advance(60_000);
+    // The task is RUNNING: only the lease tells the zombie apart from the worker that holds it now.
+    const after = await snapshot(h.prisma, created.id);
+    for (const [name, write] of Object.entries({
+      progress: () => h.tasks.reportProgress(created.id, zombie.leaseToken, { progress: 100 }),
+      heartbeat: () => h.tasks.reportProgress(created.id, zombie.leaseToken),
+      complete: () => h.tasks.complete(created.id, zombie.leaseToken, { stale: true }),
+      fail: () => h.tasks.fail(created.id, zombie.leaseToken, 'late failure'),
+      release: () => h.tasks.release(created.id, zombie.leaseToken, 'late release'),
+    })) {
+      expect(await codeOf(write), name).toBe('LEASE_MISMATCH');
+    }
+    // Not even lastHeartbeatAt moved: a stale heartbeat would hide a dead task from the monitor.
+    expect(await snapshot(h.prisma, created.id)).toEqual(after);
+    await expect(h.tasks.complete(created.id, fresh!.leaseToken, { fresh: true })).resolves.toMatchObject({ result: { fresh: true } });
+  });
+
+  it('fences a zombie whose task was force-completed: every write of the old lease is refused', async () => {
     const created = await h.tasks.create({ name: 'bt', maxAttempts: 3 });
     const zombie = await h.tasks.start(created.id, 'worker-zombie');
     await h.tasks.forceComplete(created.id, { reason: 'worker unresponsive' });

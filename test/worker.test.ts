@@ -1,10 +1,10 @@
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTaskwardenClient, createWorker, type Worker, type WorkerOptions } from '../src/worker/index.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
-describe.each(databaseKinds)('the worker SDK [%s]', (kind) => {
+describeEachDatabase('the worker SDK [%s]', (kind) => {
   let database: TestDatabase;
   let server: TestServer;
   const workers: Worker[] = [];
@@ -98,21 +98,29 @@ describe.each(databaseKinds)('the worker SDK [%s]', (kind) => {
     expect(await task(created.id)).toMatchObject({ status: 'CANCELLED', result: null });
   });
 
-  it('leaves a zombie nothing to write: after a force-complete and a re-claim, its late result is discarded', async () => {
+  it('leaves a zombie nothing to write: its task requeued and running under a new lease, its late result is sent and refused', async () => {
     const created = await client().createTask({ name: 'zombie' });
     let finish!: (value: unknown) => void;
-    // This handler ignores its signal, like a worker frozen in a long computation.
-    worker({ workerId: 'zombie', heartbeatInterval: 60_000, handler: () => new Promise((r) => (finish = r)) });
+    // This handler ignores its signal, like a worker frozen in a long computation; without the
+    // subscription and with no heartbeat due, nothing tells it that its task was taken away.
+    const zombie = worker({ workerId: 'zombie', subscribe: false, concurrency: 1, heartbeatInterval: 60_000, handler: () => new Promise((r) => (finish = r)) });
+    const outcome = new Promise<{ lost?: { code?: string }; completed?: unknown }>((resolve) => {
+      zombie.on('task:lost', (_task, info) => resolve({ lost: info }));
+      zombie.on('task:completed', (_task, result) => resolve({ completed: result }));
+    });
     await until(async () => (await task(created.id)).status === 'RUNNING');
-    await client().forceComplete(created.id, { reason: 'presumed dead' });
-    // Someone re-runs it (as the monitor's retry would, through a fresh task here).
-    const again = await client().createTask({ name: 'zombie, second run' });
-    const lease = await client().startTask(again.id, 'replacement');
+    // The monitor's retry, run by an operator with a very short timeout: the task goes back to PENDING.
+    await new Promise((r) => setTimeout(r, 100));
+    await client().cleanupStuck({ timeoutMinutes: 0.001, autoFix: true, action: 'RETRY' });
+    const replacement = await client().startTask(created.id, 'replacement');
+    expect(await task(created.id)).toMatchObject({ status: 'RUNNING', workerId: 'replacement', attempt: 2 });
+
     finish({ stale: true });
-    await new Promise((r) => setTimeout(r, 300));
-    expect(await task(created.id)).toMatchObject({ status: 'CANCELLED', result: null, workerId: 'zombie' });
-    expect(await task(again.id)).toMatchObject({ status: 'RUNNING', workerId: 'replacement' });
-    await client().completeTask(again.id, lease.leaseToken, { fresh: true });
+    // The late completion reached the server, which refused it.
+    expect(await outcome).toEqual({ lost: expect.objectContaining({ code: 'LEASE_MISMATCH' }) });
+    expect(await task(created.id)).toMatchObject({ status: 'RUNNING', workerId: 'replacement', result: null });
+    await client().completeTask(created.id, replacement.leaseToken, { fresh: true });
+    expect(await task(created.id)).toMatchObject({ status: 'COMPLETED', result: { fresh: true } });
   });
 
   it('runs at most `concurrency` handlers at once', async () => {

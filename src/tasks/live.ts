@@ -38,7 +38,7 @@ export function createLiveService({ prisma, bus, tasks, feed }: { prisma: Prisma
       // queues everything after it, so replaying (after, upTo] leaves no gap and no overlap.
       const { upTo, changes } = await feed.subscribe();
       const wanted = (event: TaskEvent) => (!taskId || event.taskId === taskId) && (!kinds || kinds.includes(event.kind));
-      return (async function* () {
+      return endingTheBusFirst(changes, (async function* () {
         try {
           let last = filter.after ?? undefined;
           while (last && isAfter(upTo, last)) {
@@ -55,7 +55,7 @@ export function createLiveService({ prisma, bus, tasks, feed }: { prisma: Prisma
         } finally {
           await changes.return?.();
         }
-      })();
+      })());
     },
 
     /** The task now, then each change to it; ends when it reaches a terminal state or is deleted. */
@@ -70,7 +70,7 @@ export function createLiveService({ prisma, bus, tasks, feed }: { prisma: Prisma
         await changes.return?.();
         throw error;
       }
-      return (async function* () {
+      return endingTheBusFirst(changes, (async function* () {
         try {
           yield task;
           if (isTerminal(task.status)) return;
@@ -85,7 +85,7 @@ export function createLiveService({ prisma, bus, tasks, feed }: { prisma: Prisma
         } finally {
           await changes.return?.();
         }
-      })();
+      })());
     },
 
     stuckAlerts(): AsyncIterableIterator<StuckAlert> {
@@ -94,3 +94,17 @@ export function createLiveService({ prisma, bus, tasks, feed }: { prisma: Prisma
   };
 }
 
+/**
+ * An async generator cannot run its `finally` while it is awaiting the bus, so
+ * a subscriber that leaves during a quiet spell would hold its bus
+ * subscription until the next event. Ending the bus subscription first wakes
+ * the generator, which then finishes at once.
+ */
+function endingTheBusFirst<T>(live: AsyncIterator<unknown>, generator: AsyncGenerator<T>): AsyncGenerator<T> {
+  const finish = generator.return.bind(generator);
+  generator.return = async (value) => {
+    await live.return?.();
+    return finish(value);
+  };
+  return generator;
+}

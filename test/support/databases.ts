@@ -1,9 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { describe } from 'vitest';
 import { openDatabase, type Database, type DatabaseTarget } from '../../src/db/open.js';
 
 /** Which databases the suites run on: PGlite always, PostgreSQL when TEST_DATABASE_URL is set. */
 export const databaseKinds = (process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite']) as ('pglite' | 'postgres')[];
+
+/**
+ * `describe.each(databaseKinds)`, except that the PostgreSQL variant is always
+ * registered: without TEST_DATABASE_URL it shows as skipped rather than
+ * vanishing, so a run that missed it says so (and CI refuses it).
+ */
+export function describeEachDatabase(name: string, body: (kind: 'pglite' | 'postgres') => void) {
+  describe(name.replace('%s', 'pglite'), () => body('pglite'));
+  describe.skipIf(!process.env.TEST_DATABASE_URL)(name.replace('%s', 'postgres'), () => body('postgres'));
+}
 
 export interface TestDatabase {
   kind: 'pglite' | 'postgres';

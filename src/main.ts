@@ -13,6 +13,7 @@ try {
 }
 
 const log = createLogger(config.logLevel);
+for (const warning of config.warnings) log.warn(warning);
 
 try {
   const taskwarden = await startTaskwarden({ config, log });

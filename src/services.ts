@@ -48,14 +48,15 @@ export function createServices(deps: {
   });
   const tasks = createTaskService({ prisma, clock, bus, alerts, observe: deps.observe?.change });
   const tokens = createTokenService({ prisma, clock, bus, envTokens: deps.envTokens });
+  const monitor = createMonitor({ prisma, tasks, clock, bus, alerts, settings: deps.monitor, log: log.child({ component: 'monitor' }), onSweep: deps.observe?.sweep });
   return {
     prisma,
     clock,
     bus,
     tasks,
-    stats: createStatsService({ prisma, clock, stuckTimeoutMs: deps.monitor.stuckTimeoutMs }),
+    stats: createStatsService({ prisma, clock, rules: () => monitor.rules() }),
     live: createLiveService({ bus, tasks }),
-    monitor: createMonitor({ prisma, tasks, clock, bus, alerts, settings: deps.monitor, log: log.child({ component: 'monitor' }), onSweep: deps.observe?.sweep }),
+    monitor,
     tokens,
     access: createAccess({ tokens, log }),
     alerts,

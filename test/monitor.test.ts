@@ -4,7 +4,7 @@ import type { StuckAction } from '../src/config.js';
 import type { StuckAlert } from '../src/events.js';
 import { createMonitor } from '../src/monitor/monitor.js';
 import { sweep } from '../src/monitor/sweep.js';
-import { detectStuck } from '../src/tasks/stuck.js';
+import { detectStuck, oneTimeout } from '../src/tasks/stuck.js';
 import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { codeOf, snapshot, taskHarness, taskIn } from './support/tasks.js';
 
@@ -24,7 +24,7 @@ describe.each(databaseKinds)('stuck detection and the monitor [%s]', (kind) => {
 
   const deps = () => ({ prisma: h.prisma, tasks: h.tasks, clock: h.clock, bus: h.bus, alerts: h.alerts });
   const run = (action: StuckAction, trigger: 'schedule' | 'manual' = 'schedule') =>
-    sweep(deps(), { timeoutMs: TIMEOUT, action, actor: 'monitor', trigger });
+    sweep(deps(), { rules: oneTimeout(TIMEOUT), action, actor: 'monitor', trigger });
 
   /** A running task whose worker heartbeats but never moves past 90%. */
   async function frozenAt90(minutes: number) {
@@ -61,7 +61,7 @@ describe.each(databaseKinds)('stuck detection and the monitor [%s]', (kind) => {
 
   it('finds a worker that is alive but frozen (NO_PROGRESS)', async () => {
     const { task } = await frozenAt90(70);
-    const verdict = detectStuck((await h.tasks.get(task.id))!, h.clock.now(), TIMEOUT);
+    const verdict = detectStuck((await h.tasks.get(task.id))!, h.clock.now(), oneTimeout(TIMEOUT));
     expect(verdict?.reason).toBe('NO_PROGRESS');
     const report = await run('fail');
     expect(report.handled).toMatchObject([{ outcome: 'fail', task: { status: 'FAILED', error: expect.stringContaining('no progress for') } }]);
@@ -139,7 +139,7 @@ describe.each(databaseKinds)('stuck detection and the monitor [%s]', (kind) => {
     const { task, leaseToken } = await taskIn(h.tasks, 'RUNNING', 'slow network');
     h.clock.advance(TIMEOUT + MINUTE);
     const seen = (await h.tasks.get(task.id))!;
-    const verdict = detectStuck(seen, h.clock.now(), TIMEOUT)!;
+    const verdict = detectStuck(seen, h.clock.now(), oneTimeout(TIMEOUT))!;
     expect(verdict.reason).toBe('NO_HEARTBEAT');
     await h.tasks.reportProgress(task.id, leaseToken!); // the heartbeat lands first
     expect(await h.tasks.resolveStuck(h.prisma, seen, verdict, 'cancel', 'monitor')).toBeNull();
@@ -160,7 +160,7 @@ describe.each(databaseKinds)('stuck detection and the monitor [%s]', (kind) => {
     const { task } = await taskIn(h.tasks, 'RUNNING');
     h.clock.advance(TIMEOUT * 2);
     const before = await snapshot(h.prisma, task.id);
-    const report = await sweep(deps(), { timeoutMs: TIMEOUT, action: 'cancel', actor: 'operator', trigger: 'cleanup', dryRun: true });
+    const report = await sweep(deps(), { rules: oneTimeout(TIMEOUT), action: 'cancel', actor: 'operator', trigger: 'cleanup', dryRun: true });
     expect(report.found).toHaveLength(1);
     expect(report.handled).toHaveLength(0);
     expect(await snapshot(h.prisma, task.id)).toEqual(before);
@@ -192,7 +192,7 @@ describe.each(databaseKinds)('stuck detection and the monitor [%s]', (kind) => {
 
   it('runs on a timer and never overlaps its sweeps', async () => {
     const log = pino({ level: 'silent' });
-    const monitor = createMonitor({ ...deps(), settings: { enabled: true, intervalMs: 40, stuckTimeoutMs: TIMEOUT, action: 'cancel' }, log });
+    const monitor = createMonitor({ ...deps(), settings: { enabled: true, intervalMs: 40, heartbeatTimeoutMs: TIMEOUT, stallTimeoutMs: TIMEOUT, action: 'cancel' }, log });
     monitor.start();
     expect(monitor.status()).toMatchObject({ running: true, nextSweepAt: expect.any(Date) });
     await waitFor(async () => (await h.prisma.monitorSweep.count()) >= 3);
@@ -217,7 +217,7 @@ describe('a monitor whose database went away', () => {
       clock: h.clock,
       bus: h.bus,
       alerts: h.alerts,
-      settings: { enabled: true, intervalMs: 30, stuckTimeoutMs: TIMEOUT, action: 'cancel' },
+      settings: { enabled: true, intervalMs: 30, heartbeatTimeoutMs: TIMEOUT, stallTimeoutMs: TIMEOUT, action: 'cancel' },
       log,
     });
     await database.close();

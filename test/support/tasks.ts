@@ -15,7 +15,7 @@ export function taskHarness(database: TestDatabase, alerts: Partial<AlertSetting
     prisma: database.db.prisma,
     clock,
     bus,
-    monitor: { enabled: false, intervalMs: 60_000, stuckTimeoutMs: 3_600_000, action: 'cancel' },
+    monitor: { enabled: false, intervalMs: 60_000, heartbeatTimeoutMs: 3_600_000, stallTimeoutMs: 3_600_000, action: 'cancel' },
     log: pino({ level: 'silent' }),
     alerts: { ...defaultAlertSettings, ...alerts },
   });

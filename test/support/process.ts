@@ -12,7 +12,7 @@ export interface ServerProcess {
 }
 
 /** Runs `src/main.ts` as its own process, the way `npm start` does, and waits until it listens. */
-export function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
+export function spawnServer(env: Record<string, string>, startTimeoutMs = 90_000): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: root,
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'warn', ...env },
@@ -23,7 +23,7 @@ export function spawnServer(env: Record<string, string>): Promise<ServerProcess>
   child.stderr!.on('data', (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 90_000);
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), startTimeoutMs);
     const onData = () => {
       const match = /GraphiQL at (http:\S+)/.exec(output);
       if (match) {

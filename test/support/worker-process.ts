@@ -13,6 +13,7 @@ const worker = createWorker({
   url: process.env.TASKWARDEN_URL!,
   kinds: [process.env.KIND ?? 'backtest'],
   concurrency: Number(process.env.CONCURRENCY ?? 1),
+  progressInterval: Number(process.env.PROGRESS_INTERVAL ?? 1000),
   pollInterval: 100,
   maxPollInterval: 500,
   handleSignals: false,

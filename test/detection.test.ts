@@ -113,7 +113,8 @@ describe.each(databaseKinds)('detection on real time [%s]', (kind) => {
     await alerts.return?.();
   });
 
-  it('finds nothing stuck among 200 healthy tasks reporting progress through the SDK for 30 s', { timeout: 240_000 }, async () => {
+  // PGlite only: on Postgres it doubles the runtime of this file, and the rule judged is the same.
+  it.runIf(kind === 'pglite')('finds nothing stuck among 200 healthy tasks reporting progress through the SDK for 30 s', { timeout: 480_000 }, async () => {
     // The monitor only reports (STUCK entries): any verdict at all over the window shows in the history.
     server = await startTestServer(database, { ...SHORT, MONITOR_ACTION: 'none' }, { realTime: true });
     // 200 tasks on a 2-core machine shared with other work: each beats every 3 s (a 9 s heartbeat
@@ -125,7 +126,10 @@ describe.each(databaseKinds)('detection on real time [%s]', (kind) => {
     }
     const worker = startWorker(server.url, { MODE: 'progress', CONCURRENCY: '200', PROGRESS_INTERVAL: '2000' });
     workers.push(worker);
-    await until(() => worker.of('started').length === 200, 120_000);
+    // Claims compete with the progress of the tasks already started: on a loaded machine they take minutes.
+    await until(() => worker.of('started').length === 200, 300_000).catch((error: Error) => {
+      throw new Error(`${error.message}: ${worker.of('started').length} of 200 started, ${worker.of('lost').length} lost`);
+    });
     const before = await server.taskwarden.services.prisma.taskEvent.count({ where: { type: 'PROGRESS' } });
     const windowStart = Date.now();
     await new Promise((r) => setTimeout(r, 30_000));
@@ -179,7 +183,7 @@ describe.each(databaseKinds)('a server restart [%s]', (kind) => {
     dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
   });
 
-  it('is no outage for workers: killed, back 10 s later on the same data, none of their tasks is stuck', { timeout: 180_000 }, async () => {
+  it('is no outage for workers: killed, back 10 s later on the same data, none of their tasks is stuck', { timeout: 300_000 }, async () => {
     const port = await new Promise<number>((resolve) => {
       const probe = createServer().listen(0, '127.0.0.1', () => {
         const { port } = probe.address() as { port: number };

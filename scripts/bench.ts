@@ -14,6 +14,7 @@ import { createEventBus } from '../src/events.js';
 import { sweep } from '../src/monitor/sweep.js';
 import { startTaskwarden } from '../src/server/taskwarden.js';
 import { createServices } from '../src/services.js';
+import { oneTimeout } from '../src/tasks/stuck.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -150,7 +151,7 @@ async function sweeps(db: Database, running: number, finishedCounts: number[]) {
     const services = servicesOver(db, clock);
     const samples: number[] = [];
     for (let i = 0; i < 7; i++) {
-      samples.push(await time(() => sweep({ ...services, prisma: db.prisma }, { timeoutMs: 3600_000, action: 'cancel', actor: 'monitor', trigger: 'schedule' })));
+      samples.push(await time(() => sweep({ ...services, prisma: db.prisma }, { rules: oneTimeout(3600_000), action: 'cancel', actor: 'monitor', trigger: 'schedule' })));
     }
     const plan = (await db.prisma.$queryRawUnsafe<{ 'QUERY PLAN': string }[]>(
       `EXPLAIN SELECT * FROM "Task" WHERE status = 'RUNNING' ORDER BY "startedAt"`,
@@ -169,7 +170,7 @@ function servicesOver(db: Database, clock: ReturnType<typeof manualClock>) {
     prisma: db.prisma,
     clock,
     bus: createEventBus(),
-    monitor: { enabled: false, intervalMs: 60_000, stuckTimeoutMs: 3_600_000, action: 'cancel' },
+    monitor: { enabled: false, intervalMs: 60_000, heartbeatTimeoutMs: 3_600_000, stallTimeoutMs: 3_600_000, action: 'cancel' },
     log,
   });
 }

@@ -109,8 +109,11 @@ export const envSchema = z.object({
   DATA_DIR: z.string().min(1, 'expected a folder path').default('./data'),
   REDIS_URL: z.string().regex(/^rediss?:\/\/.+/, 'expected a redis:// or rediss:// URL').optional(),
   MONITOR_ENABLED: boolean.default(true),
-  MONITOR_INTERVAL: duration('30m').default(ms('30m')),
-  STUCK_TIMEOUT: duration('60m').default(ms('60m')),
+  MONITOR_INTERVAL: duration('30m').default(ms('15s')),
+  HEARTBEAT_TIMEOUT: duration('2m').default(ms('2m')),
+  STALL_TIMEOUT: duration('60m').optional(),
+  /** The old name of STALL_TIMEOUT, from when one timeout served both rules. */
+  STUCK_TIMEOUT: duration('60m').optional(),
   MONITOR_ACTION: z.enum(stuckActions, { message: `expected one of ${stuckActions.join(', ')}` }).default('cancel'),
   SHUTDOWN_TIMEOUT: duration('10s').default(ms('10s')),
   LOG_LEVEL: z.enum(logLevels, { message: `expected one of ${logLevels.join(', ')}` }).default('info'),
@@ -143,8 +146,10 @@ export interface MonitorSettings {
   enabled: boolean;
   /** Time between sweeps, in milliseconds (jittered by up to 10%). */
   intervalMs: number;
-  /** How long without a heartbeat or without progress makes a running task stuck, in milliseconds. */
-  stuckTimeoutMs: number;
+  /** Silence longer than this makes a running task NO_HEARTBEAT, in milliseconds (a task may set its own). */
+  heartbeatTimeoutMs: number;
+  /** No change of progress or message for longer than this makes it NO_PROGRESS, in milliseconds (a task may set its own). */
+  stallTimeoutMs: number;
   action: StuckAction;
 }
 
@@ -208,6 +213,8 @@ export interface Config {
   introspection: boolean;
   limits: Limits;
   alerts: AlertSettings;
+  /** One line each, for the log at start: deprecated settings still honoured. */
+  warnings: string[];
 }
 
 /**
@@ -232,7 +239,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     monitor: {
       enabled: e.MONITOR_ENABLED,
       intervalMs: e.MONITOR_INTERVAL,
-      stuckTimeoutMs: e.STUCK_TIMEOUT,
+      heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT,
+      stallTimeoutMs: e.STALL_TIMEOUT ?? e.STUCK_TIMEOUT ?? ms('60m'),
       action: e.MONITOR_ACTION,
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
@@ -261,5 +269,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retryBaseMs: e.ALERT_RETRY_BASE,
       pollIntervalMs: e.ALERT_POLL_INTERVAL,
     },
+    warnings: e.STUCK_TIMEOUT === undefined ? [] : [stuckTimeoutWarning(e.STALL_TIMEOUT !== undefined)],
   };
+}
+
+function stuckTimeoutWarning(ignored: boolean): string {
+  return ignored
+    ? 'STUCK_TIMEOUT is deprecated and ignored, since STALL_TIMEOUT is set; remove it.'
+    : 'STUCK_TIMEOUT is deprecated: it now sets STALL_TIMEOUT (NO_PROGRESS) only; rename it. Silence is judged by HEARTBEAT_TIMEOUT (default 2m).';
 }

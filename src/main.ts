@@ -14,6 +14,7 @@ try {
 }
 
 const log = createLogger(config.logLevel, { format: config.logFormat });
+for (const warning of config.warnings) log.warn(warning);
 
 try {
   const taskwarden = await startTaskwarden({ config, log });
@@ -60,7 +61,7 @@ function announce(taskwarden: Taskwarden, config: Config, log: Logger) {
     graphiql: config.introspection ? taskwarden.url : undefined,
     data: taskwarden.db.provider === 'pglite' ? `embedded database in ${taskwarden.db.location}` : `PostgreSQL at ${taskwarden.db.location}`,
     tokensRequired: taskwarden.tokensRequired,
-    monitor: monitor.enabled ? `every ${ms(monitor.intervalMs)}, stuck after ${ms(monitor.stuckTimeoutMs)}, action ${monitor.action}` : 'off',
+    monitor: monitor.enabled ? `every ${ms(monitor.intervalMs)}, no heartbeat for ${ms(monitor.heartbeatTimeoutMs)} or no progress for ${ms(monitor.stallTimeoutMs)} is stuck, action ${monitor.action}` : 'off',
   };
   const tokens = ready.tokensRequired
     ? 'required (Authorization: Bearer <token>; the dashboard takes one in Settings)'

@@ -5,6 +5,7 @@ import type { SweepReport } from './monitor/sweep.js';
 import type { Services } from './services.js';
 import { TaskEventType, TaskStatus } from './tasks/model.js';
 import type { RecordedChange } from './tasks/sql/record-change.js';
+import { detectionDelayMs } from './tasks/stuck.js';
 
 const fixedActors = new Set(['monitor', 'operator', 'api', 'cli']);
 const workerWrites = new Set<string>([TaskEventType.STARTED, TaskEventType.PROGRESS, TaskEventType.COMPLETED, TaskEventType.FAILED, TaskEventType.REQUEUED]);
@@ -35,6 +36,13 @@ export function createMetrics() {
     name: 'taskwarden_stuck_detections_total',
     help: 'Stuck tasks handled, by reason and action taken.',
     labelNames: ['reason', 'action'] as const,
+    registers: [registry],
+  });
+  const detectionDelay = new Histogram({
+    name: 'taskwarden_stuck_detection_delay_seconds',
+    help: 'How late the monitor found a stuck task: detection time minus (last sign of life + its timeout), by reason.',
+    labelNames: ['reason'] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 900, 1800],
     registers: [registry],
   });
   const sweepDuration = new Histogram({
@@ -82,6 +90,10 @@ export function createMetrics() {
         sweepDuration.observe((report.finishedAt.getTime() - report.startedAt.getTime()) / 1000);
         sweepScanned.observe(report.scanned);
         for (const h of report.handled) stuck.inc({ reason: h.verdict.reason, action: h.outcome });
+        // An operator's cleanup with their own timeout says nothing about how late the monitor is.
+        if (report.trigger !== 'cleanup') {
+          for (const h of report.handled) detectionDelay.observe({ reason: h.verdict.reason }, detectionDelayMs(h.verdict) / 1000);
+        }
       },
       delivery(outcome: DeliveryOutcome) {
         deliveries.inc({ outcome });

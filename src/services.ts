@@ -52,15 +52,16 @@ export function createServices(deps: {
   const tasks = createTaskService({ prisma, clock, bus, alerts, observe: deps.observe?.change });
   const tokens = createTokenService({ prisma, clock, bus, envTokens: deps.envTokens });
   const feed = createEventFeed({ prisma, bus, log: log.child({ component: 'feed' }) });
+  const monitor = createMonitor({ prisma, tasks, clock, bus, alerts, settings: deps.monitor, log: log.child({ component: 'monitor' }), onSweep: deps.observe?.sweep });
   return {
     prisma,
     clock,
     bus,
     tasks,
-    stats: createStatsService({ prisma, clock, stuckTimeoutMs: deps.monitor.stuckTimeoutMs }),
+    stats: createStatsService({ prisma, clock, rules: () => monitor.rules() }),
     feed,
     live: createLiveService({ prisma, bus, tasks, feed }),
-    monitor: createMonitor({ prisma, tasks, clock, bus, alerts, settings: deps.monitor, log: log.child({ component: 'monitor' }), onSweep: deps.observe?.sweep }),
+    monitor,
     tokens,
     access: createAccess({ tokens, log }),
     alerts,

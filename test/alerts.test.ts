@@ -181,7 +181,7 @@ describe('the monitor failing to sweep', () => {
     const h = taskHarness(database, { webhooks: [{ url: receiver.url, format: 'json' }], sweepFailures: 2 });
     const monitor = createMonitor({
       ...h,
-      settings: { enabled: true, intervalMs: 30, stuckTimeoutMs: HOUR, action: 'cancel' },
+      settings: { enabled: true, intervalMs: 30, heartbeatTimeoutMs: HOUR, stallTimeoutMs: HOUR, action: 'cancel' },
       log: pino({ level: 'silent' }),
     });
     await database.close();

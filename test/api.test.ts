@@ -10,7 +10,8 @@ describeEachDatabase('GraphQL API over HTTP [%s]', (kind) => {
 
   beforeAll(async () => {
     database = await openTestDatabase(kind);
-    server = await startTestServer(database, { STUCK_TIMEOUT: '60m' });
+    // The seed's clocks: an hour for silence and for no progress.
+    server = await startTestServer(database, { HEARTBEAT_TIMEOUT: '60m', STALL_TIMEOUT: '60m' });
   });
   afterAll(async () => {
     await server.stop();
@@ -43,7 +44,10 @@ describeEachDatabase('GraphQL API over HTTP [%s]', (kind) => {
     // Under the monitor's own 60-minute timeout it is not stuck yet, and says so.
     expect((await server.ok(`query($id: ID!) { task(id: $id) { isStuck } }`, { id: task.id })).task.isStuck).toBe(false);
 
-    const preview = await server.ok(`mutation { cleanupStuck { autoFix action timeoutMinutes found { id stuckReason } fixed { id } } }`);
+    // Without a timeout of its own, a cleanup judges by the monitor's clocks.
+    const underMonitor = await server.ok(`mutation { cleanupStuck { autoFix timeoutMinutes found { id } } }`);
+    expect(underMonitor.cleanupStuck).toEqual({ autoFix: false, timeoutMinutes: null, found: [] });
+    const preview = await server.ok(`mutation { cleanupStuck(timeoutMinutes: 30) { autoFix action timeoutMinutes found { id stuckReason } fixed { id } } }`);
     expect(preview.cleanupStuck).toEqual({ autoFix: false, action: 'CANCEL', timeoutMinutes: 30, found: [{ id: task.id, stuckReason: 'NO_HEARTBEAT' }], fixed: [] });
 
     const cleaned = await server.ok(`mutation { cleanupStuck(timeoutMinutes: 30, autoFix: true) { found { id } fixed { id status } } }`);
@@ -184,7 +188,7 @@ describeEachDatabase('GraphQL API over HTTP [%s]', (kind) => {
 
     const { taskStats, monitor } = await server.ok(`{
       taskStats { total pending running completed failed cancelled stuck successRate averageDurationSeconds oldestRunning { name } byKind { kind total failed successRate } }
-      monitor { enabled running intervalSeconds timeoutMinutes action lastSweepAt nextSweepAt }
+      monitor { enabled running intervalSeconds timeoutMinutes heartbeatTimeoutSeconds stallTimeoutMinutes action lastSweepAt nextSweepAt lastDetectionDelaySeconds }
     }`);
     expect(taskStats).toEqual({
       total: 4,
@@ -202,7 +206,18 @@ describeEachDatabase('GraphQL API over HTTP [%s]', (kind) => {
         { kind: 'optimize', total: 1, failed: 1, successRate: 0 },
       ],
     });
-    expect(monitor).toEqual({ enabled: false, running: false, intervalSeconds: 1800, timeoutMinutes: 60, action: 'CANCEL', lastSweepAt: null, nextSweepAt: null });
+    expect(monitor).toEqual({
+      enabled: false,
+      running: false,
+      intervalSeconds: 15,
+      timeoutMinutes: 60,
+      heartbeatTimeoutSeconds: 3600,
+      stallTimeoutMinutes: 60,
+      action: 'CANCEL',
+      lastSweepAt: null,
+      nextSweepAt: null,
+      lastDetectionDelaySeconds: null,
+    });
 
     const sweep = await server.ok(`mutation { runMonitorSweep { ran scanned found { name stuckReason } fixed { name status } alerted } }`);
     expect(sweep.runMonitorSweep).toEqual({ ran: true, scanned: 1, found: [{ name: 'stuck', stuckReason: 'NO_HEARTBEAT' }], fixed: [{ name: 'stuck', status: 'CANCELLED' }], alerted: 1 });

@@ -11,7 +11,7 @@ describe('configuration', () => {
       databaseUrl: undefined,
       dataDir: './data',
       redisUrl: undefined,
-      monitor: { enabled: true, intervalMs: 30 * 60_000, stuckTimeoutMs: 60 * 60_000, action: 'cancel' },
+      monitor: { enabled: true, intervalMs: 15_000, heartbeatTimeoutMs: 2 * 60_000, stallTimeoutMs: 60 * 60_000, action: 'cancel' },
       shutdownTimeoutMs: 10_000,
       logLevel: 'info',
       logFormat: undefined,
@@ -38,6 +38,7 @@ describe('configuration', () => {
         retryBaseMs: 2000,
         pollIntervalMs: 5000,
       },
+      warnings: [],
     });
   });
 
@@ -85,7 +86,8 @@ describe('configuration', () => {
       REDIS_URL: 'redis://cache:6379',
       MONITOR_ENABLED: 'false',
       MONITOR_INTERVAL: '90s',
-      STUCK_TIMEOUT: '2h',
+      HEARTBEAT_TIMEOUT: '45s',
+      STALL_TIMEOUT: '2h',
       MONITOR_ACTION: 'retry',
       SHUTDOWN_TIMEOUT: '30s',
       LOG_LEVEL: 'debug',
@@ -97,7 +99,7 @@ describe('configuration', () => {
       databaseUrl: 'postgres://u:p@db/taskwarden',
       dataDir: '/var/lib/taskwarden',
       redisUrl: 'redis://cache:6379',
-      monitor: { enabled: false, intervalMs: 90_000, stuckTimeoutMs: 7_200_000, action: 'retry' },
+      monitor: { enabled: false, intervalMs: 90_000, heartbeatTimeoutMs: 45_000, stallTimeoutMs: 7_200_000, action: 'retry' },
       shutdownTimeoutMs: 30_000,
       logLevel: 'debug',
       logFormat: 'json',
@@ -111,6 +113,8 @@ describe('configuration', () => {
     ['REDIS_URL', 'localhost:6379', 'REDIS_URL="localhost:6379": expected a redis:// or rediss:// URL'],
     ['MONITOR_INTERVAL', 'often', 'MONITOR_INTERVAL="often": expected a duration such as 30m, 90s or 1h'],
     ['STUCK_TIMEOUT', '60', 'STUCK_TIMEOUT="60": expected a duration such as 60m, 90s or 1h'],
+    ['STALL_TIMEOUT', '60', 'STALL_TIMEOUT="60": expected a duration such as 60m, 90s or 1h'],
+    ['HEARTBEAT_TIMEOUT', 'soon', 'HEARTBEAT_TIMEOUT="soon": expected a duration such as 2m, 90s or 1h'],
     ['MONITOR_ACTION', 'delete', 'MONITOR_ACTION="delete": expected one of cancel, fail, retry, none'],
     ['MONITOR_ENABLED', 'maybe', 'MONITOR_ENABLED="maybe": expected true or false'],
     ['LOG_LEVEL', 'loud', 'LOG_LEVEL="loud": expected one of fatal, error, warn, info, debug, trace, silent'],
@@ -121,6 +125,16 @@ describe('configuration', () => {
     ['ALERT_BURST_WINDOW', 'soon', 'ALERT_BURST_WINDOW="soon": expected a duration such as 10m, 90s or 1h'],
   ])('rejects %s=%s with a message naming the variable', (name, value, message) => {
     expect(() => loadConfig({ [name]: value })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(message) }));
+  });
+
+  it('accepts STUCK_TIMEOUT as the old name of STALL_TIMEOUT, with one warning', () => {
+    expect(loadConfig({}).warnings).toEqual([]);
+    const old = loadConfig({ STUCK_TIMEOUT: '90m' });
+    expect(old.monitor).toMatchObject({ stallTimeoutMs: 90 * 60_000, heartbeatTimeoutMs: 2 * 60_000 });
+    expect(old.warnings).toEqual([expect.stringMatching(/^STUCK_TIMEOUT is deprecated: it now sets STALL_TIMEOUT/)]);
+    const both = loadConfig({ STUCK_TIMEOUT: '90m', STALL_TIMEOUT: '20m' });
+    expect(both.monitor.stallTimeoutMs).toBe(20 * 60_000);
+    expect(both.warnings).toEqual([expect.stringMatching(/ignored, since STALL_TIMEOUT is set/)]);
   });
 
   it('treats an empty variable as unset', () => {

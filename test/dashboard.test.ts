@@ -17,7 +17,7 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', 
 const SCREENSHOTS = 'test-results/screenshots';
 const DASHBOARD = 'test-results/web-dist';
 // Stuck after a minute of the server's clock, which the tests move; the monitor alerts and leaves the task running.
-const ENV = { STUCK_TIMEOUT: '1m', MONITOR_ACTION: 'none' };
+const ENV = { HEARTBEAT_TIMEOUT: '1m', STALL_TIMEOUT: '1m', MONITOR_ACTION: 'none' };
 const TASK = 'id status progress error';
 
 describe.skipIf('missing' in CHROMIUM)('the dashboard, in Chromium', () => {

@@ -4,7 +4,7 @@ import type { StuckAction } from '../src/config.js';
 import type { StuckAlert } from '../src/events.js';
 import { createMonitor } from '../src/monitor/monitor.js';
 import { sweep } from '../src/monitor/sweep.js';
-import { detectStuck } from '../src/tasks/stuck.js';
+import { detectStuck, oneTimeout } from '../src/tasks/stuck.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { codeOf, snapshot, taskHarness, taskIn } from './support/tasks.js';
 
@@ -24,7 +24,7 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
 
   const deps = () => ({ prisma: h.prisma, tasks: h.tasks, clock: h.clock, bus: h.bus, alerts: h.alerts });
   const run = (action: StuckAction, trigger: 'schedule' | 'manual' = 'schedule') =>
-    sweep(deps(), { timeoutMs: TIMEOUT, action, actor: 'monitor', trigger });
+    sweep(deps(), { rules: oneTimeout(TIMEOUT), action, actor: 'monitor', trigger });
 
   /** A running task whose worker heartbeats but never moves past 90%. */
   async function frozenAt90(minutes: number) {
@@ -61,7 +61,7 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
 
   it('finds a worker that is alive but frozen (NO_PROGRESS)', async () => {
     const { task } = await frozenAt90(70);
-    const verdict = detectStuck((await h.tasks.get(task.id))!, h.clock.now(), TIMEOUT);
+    const verdict = detectStuck((await h.tasks.get(task.id))!, h.clock.now(), oneTimeout(TIMEOUT));
     expect(verdict?.reason).toBe('NO_PROGRESS');
     const report = await run('fail');
     expect(report.handled).toMatchObject([{ outcome: 'fail', task: { status: 'FAILED', error: expect.stringContaining('no progress for') } }]);
@@ -139,7 +139,7 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
     const { task, leaseToken } = await taskIn(h.tasks, 'RUNNING', 'slow network');
     h.clock.advance(TIMEOUT + MINUTE);
     const seen = (await h.tasks.get(task.id))!;
-    const verdict = detectStuck(seen, h.clock.now(), TIMEOUT)!;
+    const verdict = detectStuck(seen, h.clock.now(), oneTimeout(TIMEOUT))!;
     expect(verdict.reason).toBe('NO_HEARTBEAT');
     await h.tasks.reportProgress(task.id, leaseToken!); // the heartbeat lands first
     expect(await h.tasks.resolveStuck(h.prisma, seen, verdict, 'cancel', 'monitor')).toBeNull();
@@ -164,7 +164,7 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
           await (landed = beat());
           return rows;
         };
-        report = await sweep({ ...deps(), tasks }, { timeoutMs: TIMEOUT, action: 'cancel', actor: 'monitor', trigger: 'manual' });
+        report = await sweep({ ...deps(), tasks }, { rules: oneTimeout(TIMEOUT), action: 'cancel', actor: 'monitor', trigger: 'manual' });
         code = await landed;
         expect(report.found).toHaveLength(1);
       } else if (round % 2) {
@@ -204,7 +204,7 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
     const { task } = await taskIn(h.tasks, 'RUNNING');
     h.clock.advance(TIMEOUT * 2);
     const before = await snapshot(h.prisma, task.id);
-    const report = await sweep(deps(), { timeoutMs: TIMEOUT, action: 'cancel', actor: 'operator', trigger: 'cleanup', dryRun: true });
+    const report = await sweep(deps(), { rules: oneTimeout(TIMEOUT), action: 'cancel', actor: 'operator', trigger: 'cleanup', dryRun: true });
     expect(report.found).toHaveLength(1);
     expect(report.handled).toHaveLength(0);
     expect(await snapshot(h.prisma, task.id)).toEqual(before);
@@ -229,7 +229,7 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
     };
     for (const trigger of ['schedule', 'manual'] as const) {
       during = undefined;
-      const report = await sweep({ ...deps(), tasks }, { timeoutMs: TIMEOUT, action: 'cancel', actor: 'monitor', trigger });
+      const report = await sweep({ ...deps(), tasks }, { rules: oneTimeout(TIMEOUT), action: 'cancel', actor: 'monitor', trigger });
       expect(report.ran).toBe(true);
       expect(during, trigger).toEqual({ held: 1, waiting: 0 });
       expect(await sweepLocks(h.prisma), trigger).toEqual({ held: 0, waiting: 0 });
@@ -259,7 +259,7 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
 
   it('spreads its timer by ±10% around the interval', async () => {
     const intervalMs = 600_000; // no sweep fires during the test
-    const monitor = createMonitor({ ...deps(), settings: { enabled: true, intervalMs, stuckTimeoutMs: TIMEOUT, action: 'cancel' }, log: pino({ level: 'silent' }) });
+    const monitor = createMonitor({ ...deps(), settings: { enabled: true, intervalMs, heartbeatTimeoutMs: TIMEOUT, stallTimeoutMs: TIMEOUT, action: 'cancel' }, log: pino({ level: 'silent' }) });
     const delays: number[] = [];
     for (let i = 0; i < 60; i++) {
       const before = Date.now();
@@ -295,7 +295,7 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
       },
     });
     const log = pino({ level: 'silent' });
-    const monitor = createMonitor({ ...deps(), prisma, settings: { enabled: true, intervalMs: 20, stuckTimeoutMs: TIMEOUT, action: 'cancel' }, log });
+    const monitor = createMonitor({ ...deps(), prisma, settings: { enabled: true, intervalMs: 20, heartbeatTimeoutMs: TIMEOUT, stallTimeoutMs: TIMEOUT, action: 'cancel' }, log });
     monitor.start();
     expect(monitor.status()).toMatchObject({ running: true, nextSweepAt: expect.any(Date) });
     await waitFor(() => started >= 2);
@@ -317,17 +317,17 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
 describe('the order of stuck reasons', () => {
   const startedAt = new Date('2026-03-01T09:00:00Z');
   const at = (minutes: number) => new Date(startedAt.getTime() + minutes * MINUTE);
-  const running = { status: 'RUNNING' as const, attempt: 1, startedAt, timeoutMinutes: 30 };
+  const running = { status: 'RUNNING' as const, attempt: 1, startedAt, timeoutMinutes: 30, heartbeatTimeoutSeconds: null, stallTimeoutMinutes: null };
 
   it('says NO_HEARTBEAT before OVERTIME before NO_PROGRESS when more than one holds', () => {
     // Silent, over its own limit and without progress, all at once: a dead worker first.
     const silent = { ...running, lastHeartbeatAt: at(1), lastProgressAt: at(0) };
-    expect(detectStuck(silent, at(200), TIMEOUT)?.reason).toBe('NO_HEARTBEAT');
+    expect(detectStuck(silent, at(200), oneTimeout(TIMEOUT))?.reason).toBe('NO_HEARTBEAT');
     // Heartbeating, over its limit and frozen: over time before frozen.
     const frozen = { ...running, lastHeartbeatAt: at(199), lastProgressAt: at(0) };
-    expect(detectStuck(frozen, at(200), TIMEOUT)?.reason).toBe('OVERTIME');
+    expect(detectStuck(frozen, at(200), oneTimeout(TIMEOUT))?.reason).toBe('OVERTIME');
     // The same without a limit of its own: frozen.
-    expect(detectStuck({ ...frozen, timeoutMinutes: null }, at(200), TIMEOUT)?.reason).toBe('NO_PROGRESS');
+    expect(detectStuck({ ...frozen, timeoutMinutes: null }, at(200), oneTimeout(TIMEOUT))?.reason).toBe('NO_PROGRESS');
   });
 });
 
@@ -343,7 +343,7 @@ describe('a monitor whose database went away', () => {
       clock: h.clock,
       bus: h.bus,
       alerts: h.alerts,
-      settings: { enabled: true, intervalMs: 30, stuckTimeoutMs: TIMEOUT, action: 'cancel' },
+      settings: { enabled: true, intervalMs: 30, heartbeatTimeoutMs: TIMEOUT, stallTimeoutMs: TIMEOUT, action: 'cancel' },
       log,
     });
     await database.close();

@@ -100,7 +100,7 @@ describe('durable alerts', () => {
     const env = {
       DATA_DIR: dataDir,
       MONITOR_INTERVAL: '1s',
-      STUCK_TIMEOUT: '2s',
+      HEARTBEAT_TIMEOUT: '2s',
       ALERT_WEBHOOK_URLS: `http://127.0.0.1:${port}/hook`,
       ALERT_RETRY_BASE: '1s',
       ALERT_POLL_INTERVAL: '500ms',

@@ -31,7 +31,8 @@ describe.skipIf(!hasPython)('the Python client', () => {
       {
         MONITOR_ENABLED: 'true',
         MONITOR_INTERVAL: `${settings.monitorIntervalMs}ms`,
-        STUCK_TIMEOUT: `${settings.stuckTimeoutSeconds}s`,
+        HEARTBEAT_TIMEOUT: `${settings.stuckTimeoutSeconds}s`,
+        STALL_TIMEOUT: `${settings.stuckTimeoutSeconds}s`,
         MONITOR_ACTION: 'none',
         TASKWARDEN_TOKENS: Object.entries(tokens)
           .map(([role, token]) => `py-${role}:${role}:${token}`)

@@ -18,7 +18,7 @@ describeEachDatabase('REST API, open on loopback [%s]', (kind) => {
 
   beforeAll(async () => {
     database = await openTestDatabase(kind);
-    server = await startTestServer(database, { STUCK_TIMEOUT: '60m' });
+    server = await startTestServer(database, { HEARTBEAT_TIMEOUT: '60m', STALL_TIMEOUT: '60m' });
     rest = restClient(server.url).call;
   });
   afterAll(async () => {

@@ -4,7 +4,7 @@ import { openDatabase } from '../src/db/open.js';
 import { recordChange } from '../src/tasks/sql/record-change.js';
 import { pickById, updateTask } from '../src/tasks/sql/changes.js';
 import { Prisma } from '../src/generated/prisma/client.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 // Issue 21: a client that resumes taskUpdated from the id of the last event it received gets
@@ -172,7 +172,7 @@ async function resumeUnderLoad(servers: () => TestServer[], options: { writers: 
   return { ...compare(expected, client.received), reports, resumes: client.resumes, errors: client.errors };
 }
 
-describe.each(databaseKinds)('resuming taskUpdated [%s]', (kind) => {
+describeEachDatabase('resuming taskUpdated [%s]', (kind) => {
   let database: TestDatabase;
   let server: TestServer;
 

@@ -14,7 +14,7 @@ describe('schema/schema.graphql', () => {
     for (const field of [
       'task(id: ID!): Task',
       'tasks(',
-      'stuckTasks(timeoutMinutes: Float! = 30): [Task!]!',
+      'stuckTasks(timeoutMinutes: Float): [Task!]!',
       'taskStats(since: DateTime): TaskStats!',
       'monitor: MonitorStatus!',
       'createTask(input: CreateTaskInput!): Task!',
@@ -26,7 +26,7 @@ describe('schema/schema.graphql', () => {
       'stopTask(id: ID!, reason: String): Task!',
       'deleteTask(id: ID!): ID!',
       'forceComplete(id: ID!, reason: String, status: TaskStatus! = CANCELLED): Task!',
-      'cleanupStuck(action: StuckAction! = CANCEL, autoFix: Boolean! = false, timeoutMinutes: Float! = 30): CleanupReport!',
+      'cleanupStuck(action: StuckAction! = CANCEL, autoFix: Boolean! = false, timeoutMinutes: Float): CleanupReport!',
       'runMonitorSweep: SweepReport!',
       'taskUpdated(afterEventId: ID, id: ID, kinds: [String!]): TaskEvent!',
       'taskProgress(id: ID!): Task!',

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sweep } from '../src/monitor/sweep.js';
 import { TaskStatus } from '../src/tasks/model.js';
+import { oneTimeout } from '../src/tasks/stuck.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { allStatuses, codeOf, snapshot, taskHarness, taskIn } from './support/tasks.js';
 
@@ -216,7 +217,7 @@ describeEachDatabase('task lifecycle [%s]', (kind) => {
     const zombie = await h.tasks.start(created.id, 'worker-zombie');
     h.clock.advance(2 * 3_600_000);
     const sweepDeps = { prisma: h.prisma, tasks: h.tasks, clock: h.clock, bus: h.bus, alerts: h.alerts };
-    await sweep(sweepDeps, { timeoutMs: 3_600_000, action: 'retry', actor: 'monitor', trigger: 'manual' });
+    await sweep(sweepDeps, { rules: oneTimeout(3_600_000), action: 'retry', actor: 'monitor', trigger: 'manual' });
     const fresh = await h.tasks.claim('worker-fresh');
     expect(fresh!.task).toMatchObject({ id: created.id, status: 'RUNNING', attempt: 2 });
     h.clock.advance(60_000);

@@ -4,6 +4,7 @@ import { systemClock } from '../clock.js';
 import { createEventBus } from '../events.js';
 import { actors, runSeconds } from '../tasks/model.js';
 import { createTaskService } from '../tasks/service.js';
+import { oneTimeout } from '../tasks/stuck.js';
 import { openServerDatabase } from './direct-database.js';
 import { stuckItem, type Repairer } from './repair.js';
 
@@ -23,7 +24,7 @@ export async function databaseRepairer(databaseUrl?: string): Promise<Repairer> 
     target: db.location,
     async findStuck(timeoutMinutes) {
       const now = systemClock.now();
-      return (await tasks.stuck(timeoutMinutes * 60_000)).map(({ task, verdict }) =>
+      return (await tasks.stuck(oneTimeout(timeoutMinutes * 60_000))).map(({ task, verdict }) =>
         stuckItem({
           ...task,
           startedAt: task.startedAt?.toISOString() ?? null,

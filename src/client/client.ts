@@ -154,7 +154,8 @@ export function createTaskwardenClient(options: TaskwardenClientOptions) {
     getTask: async (id: string) => (await request(ops.GetTaskDocument, { id })).task,
     listTasks: async (filter: { status?: TaskStatus[]; kind?: string; first?: number; after?: string } = {}) =>
       (await request(ops.ListTasksDocument, filter)).tasks,
-    stuckTasks: async (timeoutMinutes = 30) => (await request(ops.StuckTasksDocument, { timeoutMinutes })).stuckTasks,
+    /** Stuck under the server's clocks, or under one timeout (minutes) when given. */
+    stuckTasks: async (timeoutMinutes?: number) => (await request(ops.StuckTasksDocument, { timeoutMinutes })).stuckTasks,
     stats: (since?: string) => request(ops.TaskStatsDocument, { since }),
     events: async (filter: { taskId?: string; kinds?: string[]; afterEventId?: string; first?: number } = {}) =>
       (await request(ops.TaskEventsDocument, filter)).taskEvents,

@@ -16,6 +16,8 @@ export const TaskFields = graphql(`
     maxAttempts
     workerId
     timeoutMinutes
+    heartbeatTimeoutSeconds
+    stallTimeoutMinutes
     error
     result
     createdAt
@@ -85,7 +87,7 @@ export const ListTasksDocument = graphql(`
 `);
 
 export const StuckTasksDocument = graphql(`
-  query StuckTasks($timeoutMinutes: Float! = 30) {
+  query StuckTasks($timeoutMinutes: Float) {
     stuckTasks(timeoutMinutes: $timeoutMinutes) {
       ...TaskFields
     }
@@ -124,6 +126,10 @@ export const TaskStatsDocument = graphql(`
       running
       intervalSeconds
       timeoutMinutes
+      heartbeatTimeoutSeconds
+      stallTimeoutMinutes
+      graceUntil
+      lastDetectionDelaySeconds
       action
       lastSweepAt
       nextSweepAt
@@ -168,7 +174,7 @@ export const DeleteTaskDocument = graphql(`
 `);
 
 export const CleanupStuckDocument = graphql(`
-  mutation CleanupStuck($timeoutMinutes: Float! = 30, $autoFix: Boolean! = false, $action: StuckAction! = CANCEL) {
+  mutation CleanupStuck($timeoutMinutes: Float, $autoFix: Boolean! = false, $action: StuckAction! = CANCEL) {
     cleanupStuck(timeoutMinutes: $timeoutMinutes, autoFix: $autoFix, action: $action) {
       autoFix
       action
@@ -207,6 +213,7 @@ export const ClaimTaskDocument = graphql(`
   mutation ClaimTask($workerId: String!, $kinds: [String!]) {
     claimTask(workerId: $workerId, kinds: $kinds) {
       leaseToken
+      heartbeatIntervalSeconds
       task {
         ...TaskFields
       }
@@ -218,6 +225,7 @@ export const StartTaskDocument = graphql(`
   mutation StartTask($id: ID!, $workerId: String!) {
     startTask(id: $id, workerId: $workerId) {
       leaseToken
+      heartbeatIntervalSeconds
       task {
         ...TaskFields
       }

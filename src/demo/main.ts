@@ -27,7 +27,9 @@ const program = new Command('demo')
 program.parse();
 const opts = program.opts<{ url?: string; token?: string; tasks: number; workers: number; timeout: number; plain?: boolean }>();
 
-const STUCK_SECONDS = 8;
+// The demo's own short clocks: silence is judged in seconds, a stalled phase a little later.
+const HEARTBEAT_SECONDS = 4;
+const STALL_SECONDS = 8;
 const plain = opts.plain || !process.stdout.isTTY;
 // Built (dist/demo/main.js), the workers run the built script too, with no TypeScript loader.
 const fromSources = import.meta.url.endsWith('.ts');
@@ -49,21 +51,26 @@ async function main(): Promise<number> {
     const config = loadConfig({
       PORT: process.env.PORT ?? '0',
       DATA_DIR: 'memory',
-      MONITOR_INTERVAL: '2s',
-      STUCK_TIMEOUT: `${STUCK_SECONDS}s`,
+      MONITOR_INTERVAL: '1s',
+      HEARTBEAT_TIMEOUT: `${HEARTBEAT_SECONDS}s`,
+      STALL_TIMEOUT: `${STALL_SECONDS}s`,
       MONITOR_ACTION: 'cancel',
       LOG_LEVEL: 'silent',
     });
     server = await startTaskwarden({ config, log: pino({ level: 'silent' }) });
     url = server.url;
-    console.log(pc.bold(`Taskwarden started for the demo at ${url}`) + pc.dim(` (embedded database in memory, monitor every 2s, stuck after ${STUCK_SECONDS}s)`));
+    console.log(pc.bold(`Taskwarden started for the demo at ${url}`) + pc.dim(` (embedded database in memory, monitor every 1s, no heartbeat for ${HEARTBEAT_SECONDS}s or no progress for ${STALL_SECONDS}s is stuck)`));
   }
   const client = createTaskwardenClient({ url, token: opts.token, webSocketImpl: WebSocket });
   const { monitor } = await client.stats();
   // A server with the usual hour-long timeout would not catch anything within a minute: act as its operator.
-  const operatorSweeps = !monitor.enabled || monitor.timeoutMinutes * 60 > STUCK_SECONDS * 3;
+  const operatorSweeps = !monitor.enabled || monitor.stallTimeoutMinutes * 60 > STALL_SECONDS * 3 || monitor.heartbeatTimeoutSeconds > STALL_SECONDS * 3;
   if (operatorSweeps) {
-    console.log(pc.yellow(`The server's monitor waits ${monitor.timeoutMinutes} min; the demo will run cleanupStuck(${STUCK_SECONDS}s) every 2s instead.`));
+    console.log(
+      pc.yellow(
+        `The server's monitor waits ${monitor.heartbeatTimeoutSeconds} s for a heartbeat and ${monitor.stallTimeoutMinutes} min for progress; the demo will run cleanupStuck(${STALL_SECONDS}s) every 2s instead.`,
+      ),
+    );
   }
 
   const batch = makeBatch(opts.tasks);
@@ -151,7 +158,7 @@ async function main(): Promise<number> {
   zombie = spawnWorker('backtest-zombie', false);
 
   const operator = operatorSweeps
-    ? setInterval(() => void client.cleanupStuck({ timeoutMinutes: STUCK_SECONDS / 60, autoFix: true }).catch(() => {}), 2000)
+    ? setInterval(() => void client.cleanupStuck({ timeoutMinutes: STALL_SECONDS / 60, autoFix: true }).catch(() => {}), 2000)
     : undefined;
 
   const deadline = Date.now() + opts.timeout * 1000;

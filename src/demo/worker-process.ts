@@ -23,7 +23,7 @@ const worker = createWorker({
   workerId: process.env.WORKER_ID,
   kinds: (process.env.WORKER_KINDS ?? 'backtest').split(','),
   concurrency: 1,
-  heartbeatInterval: 1000,
+  // No heartbeatInterval: the SDK beats at the pace each lease asks (a third of the heartbeat timeout).
   progressInterval: 250,
   pollInterval: 200,
   maxPollInterval: 1000,

@@ -9,6 +9,7 @@ import { TaskRef } from './task.js';
 
 type MonitorShape = ReturnType<Context['services']['monitor']['status']> & {
   lastSweep: Awaited<ReturnType<Context['services']['monitor']['lastSweep']>>;
+  lastDetection: Awaited<ReturnType<Context['services']['monitor']['lastDetection']>>;
 };
 
 const MonitorStatusRef = builder.objectRef<MonitorShape>('MonitorStatus').implement({
@@ -17,9 +18,27 @@ const MonitorStatusRef = builder.objectRef<MonitorShape>('MonitorStatus').implem
     enabled: t.exposeBoolean('enabled'),
     running: t.exposeBoolean('running', { description: "Whether this instance's sweep timer is scheduled." }),
     intervalSeconds: t.float({ resolve: (m) => m.intervalMs / 1000 }),
-    timeoutMinutes: t.float({ resolve: (m) => m.stuckTimeoutMs / 60_000 }),
+    heartbeatTimeoutSeconds: t.float({
+      description: 'Silence longer than this is NO_HEARTBEAT (HEARTBEAT_TIMEOUT), unless a task has its own.',
+      resolve: (m) => m.heartbeatTimeoutMs / 1000,
+    }),
+    stallTimeoutMinutes: t.float({
+      description: 'No change of progress or message for longer than this is NO_PROGRESS (STALL_TIMEOUT), unless a task has its own.',
+      resolve: (m) => m.stallTimeoutMs / 60_000,
+    }),
+    timeoutMinutes: t.float({ deprecationReason: 'Use stallTimeoutMinutes and heartbeatTimeoutSeconds.', resolve: (m) => m.stallTimeoutMs / 60_000 }),
     action: t.expose('action', { type: StuckActionEnum }),
     nextSweepAt: t.expose('nextSweepAt', { type: 'DateTime', nullable: true }),
+    graceUntil: t.expose('graceUntil', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'After this instance started or its database came back, no task is NO_HEARTBEAT before this moment (null once past).',
+    }),
+    lastDetectionDelaySeconds: t.float({
+      nullable: true,
+      description: 'How late the newest detection of a stuck task was: found at, minus the moment it became stuck (the latest in that sweep).',
+      resolve: (m) => m.lastDetection?.detectionDelaySeconds,
+    }),
     lastSweepAt: t.field({ type: 'DateTime', nullable: true, resolve: (m) => m.lastSweep?.startedAt }),
     lastSweepDurationMs: t.float({
       nullable: true,
@@ -39,6 +58,9 @@ function foundTasks(report: SweepReport, _args: unknown, ctx: Context) {
   return report.found.map((f) => f.task);
 }
 
+const overrideDescription = 'The one timeout that replaced every clock; null when each task was judged by its own clocks or the monitor\'s.';
+const overrideMinutes = (report: SweepReport) => (report.rules.overrideMs === undefined ? null : report.rules.overrideMs / 60_000);
+
 const SweepReportRef = builder.objectRef<SweepReport>('SweepReport').implement({
   description: 'What one monitor sweep found and did.',
   fields: (t) => ({
@@ -46,7 +68,7 @@ const SweepReportRef = builder.objectRef<SweepReport>('SweepReport').implement({
     startedAt: t.expose('startedAt', { type: 'DateTime' }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime' }),
     action: t.expose('action', { type: StuckActionEnum }),
-    timeoutMinutes: t.float({ resolve: (r) => r.timeoutMs / 60_000 }),
+    timeoutMinutes: t.float({ nullable: true, description: overrideDescription, resolve: overrideMinutes }),
     scanned: t.exposeInt('scanned', { description: 'Running tasks examined.' }),
     found: t.field({ type: [TaskRef], resolve: foundTasks }),
     fixed: t.field({ type: [TaskRef], description: 'Tasks the action changed, as it left them.', resolve: fixedTasks }),
@@ -59,7 +81,7 @@ const CleanupReportRef = builder.objectRef<SweepReport>('CleanupReport').impleme
   fields: (t) => ({
     autoFix: t.boolean({ resolve: (r) => !r.dryRun }),
     action: t.expose('action', { type: StuckActionEnum }),
-    timeoutMinutes: t.float({ resolve: (r) => r.timeoutMs / 60_000 }),
+    timeoutMinutes: t.float({ nullable: true, description: overrideDescription, resolve: overrideMinutes }),
     found: t.field({ type: [TaskRef], resolve: foundTasks }),
     fixed: t.field({ type: [TaskRef], resolve: fixedTasks }),
   }),
@@ -82,7 +104,11 @@ builder.queryField('monitor', (t) =>
   t.field({
     authScopes: { read: true },
     type: MonitorStatusRef,
-    resolve: async (_root, _args, ctx) => ({ ...ctx.services.monitor.status(), lastSweep: await ctx.services.monitor.lastSweep() }),
+    resolve: async (_root, _args, ctx) => {
+      const { monitor } = ctx.services;
+      const [lastSweep, lastDetection] = await Promise.all([monitor.lastSweep(), monitor.lastDetection()]);
+      return { ...monitor.status(), lastSweep, lastDetection };
+    },
   }),
 );
 
@@ -90,15 +116,16 @@ builder.mutationFields((t) => ({
   cleanupStuck: t.field({
     authScopes: { operate: true },
     type: CleanupReportRef,
-    description: 'Finds tasks stuck under this timeout; with autoFix, applies the action to them (and alerts).',
+    description:
+      "Finds stuck tasks (under their own clocks and the monitor's; or, given timeoutMinutes, under that one timeout for everything); with autoFix, applies the action to them (and alerts).",
     args: {
-      timeoutMinutes: t.arg.float({ defaultValue: cleanupDefaults.timeoutMinutes, required: true }),
+      timeoutMinutes: t.arg.float(),
       autoFix: t.arg.boolean({ defaultValue: cleanupDefaults.autoFix, required: true }),
       action: t.arg({ type: StuckActionEnum, defaultValue: cleanupDefaults.action, required: true }),
     },
     resolve: (_root, args, ctx) =>
       ctx.services.monitor.cleanup({
-        timeoutMs: valid.minutes(args.timeoutMinutes, 'timeoutMinutes'),
+        timeoutMs: args.timeoutMinutes == null ? undefined : valid.minutes(args.timeoutMinutes, 'timeoutMinutes'),
         autoFix: args.autoFix,
         action: args.action,
         actor: ctx.actor,

@@ -1,7 +1,6 @@
-import type { StuckVerdict } from '../tasks/stuck.js';
+import { heartbeatIntervalMs, type StuckVerdict } from '../tasks/stuck.js';
 import { runSeconds, type Task } from '../tasks/model.js';
 import * as valid from '../tasks/validate.js';
-import { cleanupDefaults } from '../monitor/monitor.js';
 import { badInput } from '../errors.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
@@ -30,6 +29,14 @@ export const TaskRef = builder.prismaObject('Task', {
     maxAttempts: t.exposeInt('maxAttempts'),
     workerId: t.exposeString('workerId', { nullable: true, description: 'The worker that runs (or last ran) it.' }),
     timeoutMinutes: t.exposeFloat('timeoutMinutes', { nullable: true, description: 'Its own run-time limit (OVERTIME past it).' }),
+    heartbeatTimeoutSeconds: t.exposeFloat('heartbeatTimeoutSeconds', {
+      nullable: true,
+      description: 'Its own NO_HEARTBEAT clock; null when the configured HEARTBEAT_TIMEOUT applies.',
+    }),
+    stallTimeoutMinutes: t.exposeFloat('stallTimeoutMinutes', {
+      nullable: true,
+      description: 'Its own NO_PROGRESS clock; null when the configured STALL_TIMEOUT applies.',
+    }),
     error: t.exposeString('error', { nullable: true }),
     result: t.expose('result', { type: 'JSON', nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
@@ -43,7 +50,7 @@ export const TaskRef = builder.prismaObject('Task', {
       resolve: (task, _args, ctx) => runSeconds(task, ctx.services.clock.now()),
     }),
     isStuck: t.boolean({
-      description: "Whether it is running but stuck, under the monitor's timeout (or the timeout of the query that listed it).",
+      description: "Whether it is running but stuck, under its own clocks or the monitor's (or the timeout of the query that listed it).",
       resolve: (task, _args, ctx) => verdictOf(task, ctx) !== null,
     }),
     stuckReason: t.field({ type: StuckReasonEnum, nullable: true, resolve: (task, _args, ctx) => verdictOf(task, ctx)?.reason }),
@@ -83,6 +90,10 @@ export const TaskLeaseRef = builder.objectRef<{ task: Task; leaseToken: string }
     leaseToken: t.exposeString('leaseToken', {
       description: 'Present it on reportProgress, completeTask and failTask. A stale lease gets LEASE_MISMATCH.',
     }),
+    heartbeatIntervalSeconds: t.float({
+      description: "How often to heartbeat: a third of the task's heartbeat timeout, so one lost beat is no alarm.",
+      resolve: (lease, _args, ctx) => heartbeatIntervalMs(lease.task, ctx.services.monitor.rules()) / 1000,
+    }),
   }),
 });
 
@@ -92,6 +103,12 @@ const CreateTaskInput = builder.inputType('CreateTaskInput', {
     kind: t.string({ description: 'Workers claim tasks by kind. Default "backtest".' }),
     params: t.field({ type: 'JSON', description: 'The job configuration (at most 64 KB of JSON).' }),
     timeoutMinutes: t.float({ description: 'Its own run-time limit; past it the task is stuck (OVERTIME).' }),
+    heartbeatTimeoutSeconds: t.float({
+      description: 'Silence longer than this makes it NO_HEARTBEAT (1 to 86400). Default: HEARTBEAT_TIMEOUT. Leases ask its worker to beat three times as often.',
+    }),
+    stallTimeoutMinutes: t.float({
+      description: 'No change of progress or message for longer than this makes it NO_PROGRESS. Default: STALL_TIMEOUT. Give a long one to a task with slow silent phases.',
+    }),
     maxAttempts: t.int({ description: 'How many runs the monitor may start when its action is retry. Default 3.' }),
   }),
 });
@@ -125,10 +142,12 @@ builder.queryFields((t) => ({
   stuckTasks: t.field({
     authScopes: { read: true },
     type: [TaskRef],
-    description: 'Running tasks that are stuck under this timeout, longest stuck first.',
-    args: { timeoutMinutes: t.arg.float({ defaultValue: cleanupDefaults.timeoutMinutes, required: true }) },
+    description:
+      "Running tasks that are stuck, longest stuck first: under their own clocks and the monitor's; or, given timeoutMinutes, under that one timeout for everything (nothing from it, or no progress, for longer).",
+    args: { timeoutMinutes: t.arg.float() },
     resolve: async (_root, args, ctx) => {
-      const stuck = await ctx.services.tasks.stuck(valid.minutes(args.timeoutMinutes, 'timeoutMinutes'));
+      const override = args.timeoutMinutes == null ? undefined : valid.minutes(args.timeoutMinutes, 'timeoutMinutes');
+      const stuck = await ctx.services.tasks.stuck(ctx.services.monitor.rules(override));
       for (const { task, verdict } of stuck) ctx.verdicts.set(task, verdict);
       return stuck.map((s) => s.task);
     },

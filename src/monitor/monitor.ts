@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { MonitorSettings } from '../config.js';
 import { actors } from '../tasks/model.js';
 import type { StuckAction } from '../config.js';
-import { detectStuck, type StuckInput, type StuckVerdict } from '../tasks/stuck.js';
+import { detectStuck, type StuckInput, type StuckRules, type StuckVerdict } from '../tasks/stuck.js';
 import { sweep, type SweepDeps, type SweepOptions, type SweepReport, type SweepTrigger } from './sweep.js';
 
 export interface MonitorStatus {
@@ -10,9 +10,15 @@ export interface MonitorStatus {
   /** True while this instance's loop is scheduled. */
   running: boolean;
   intervalMs: number;
-  stuckTimeoutMs: number;
+  heartbeatTimeoutMs: number;
+  stallTimeoutMs: number;
   action: MonitorSettings['action'];
   nextSweepAt: Date | null;
+  /**
+   * Until when no task is NO_HEARTBEAT for silence this instance could not have heard (after its start,
+   * or after its database came back); null once past. Tasks with a longer heartbeat timeout wait longer.
+   */
+  graceUntil: Date | null;
   /** Sweeps in a row that failed on this instance (for example, database unreachable). */
   consecutiveFailures: number;
   lastError: string | null;
@@ -34,7 +40,8 @@ export const cleanupDefaults = { timeoutMinutes: 30, autoFix: false, action: 'ca
  * (see sweep.ts) lets one sweep at a time.
  */
 export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log: Logger; onSweep?: (report: SweepReport) => void }) {
-  const { settings, log } = deps;
+  const { settings, log, clock } = deps;
+  let hearingSince = clock.now();
   let timer: NodeJS.Timeout | undefined;
   let nextSweepAt: Date | null = null;
   let running = false;
@@ -51,9 +58,21 @@ export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log
     return run;
   }
 
+  /** The clocks as configured, or an operator's timeout for one call, with this instance's grace. */
+  function rules(overrideMs?: number, since = hearingSince): StuckRules {
+    return { heartbeatTimeoutMs: settings.heartbeatTimeoutMs, stallTimeoutMs: settings.stallTimeoutMs, overrideMs, hearingSince: since };
+  }
+
   function runSweep(trigger: Exclude<SweepTrigger, 'cleanup'>): Promise<SweepReport> {
-    return queue({ timeoutMs: settings.stuckTimeoutMs, action: settings.action, actor: actors.monitor, trigger }).then(
+    // After failed sweeps the database may have been out, and workers' heartbeats with it: the first
+    // sweep that gets through starts the grace again, and is itself judged under it.
+    const recoveredAt = consecutiveFailures > 0 ? clock.now() : undefined;
+    return queue({ rules: rules(undefined, recoveredAt ?? hearingSince), action: settings.action, actor: actors.monitor, trigger }).then(
       (report) => {
+        if (recoveredAt) {
+          hearingSince = recoveredAt;
+          log.info({ graceUntil: new Date(recoveredAt.getTime() + settings.heartbeatTimeoutMs) }, 'database reachable again; silence is counted from now');
+        }
         consecutiveFailures = 0;
         failingSince = undefined;
         lastError = null;
@@ -101,7 +120,7 @@ export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log
       if (running || !settings.enabled) return;
       running = true;
       log.debug(
-        { intervalMs: settings.intervalMs, stuckTimeoutMs: settings.stuckTimeoutMs, action: settings.action },
+        { intervalMs: settings.intervalMs, heartbeatTimeoutMs: settings.heartbeatTimeoutMs, stallTimeoutMs: settings.stallTimeoutMs, action: settings.action },
         'monitor started',
       );
       schedule();
@@ -117,24 +136,31 @@ export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log
     /** Runs a sweep now with the monitor's settings (`runMonitorSweep`). */
     sweepNow: () => runSweep('manual'),
     /**
-     * An operator's sweep with their own timeout and action (`cleanupStuck`).
-     * Without `autoFix` it only reports what it would fix. Recorded as done by `actor` (default "operator").
+     * An operator's sweep with their own action and, when given, their own timeout for every clock
+     * (`cleanupStuck`). Without `autoFix` it only reports what it would fix. Recorded as done by `actor` (default "operator").
      */
-    cleanup(options: { timeoutMs: number; autoFix: boolean; action: StuckAction; actor?: string }): Promise<SweepReport> {
-      return queue({ ...options, actor: options.actor ?? actors.operator, trigger: 'cleanup', dryRun: !options.autoFix });
+    cleanup({ timeoutMs, autoFix, action, actor }: { timeoutMs?: number; autoFix: boolean; action: StuckAction; actor?: string }): Promise<SweepReport> {
+      return queue({ rules: rules(timeoutMs), action, actor: actor ?? actors.operator, trigger: 'cleanup', dryRun: !autoFix });
     },
-    /** Whether a task is stuck now under the monitor's own timeout (what a task says of itself outside a stuck query). */
-    verdict: (task: StuckInput): StuckVerdict | null => detectStuck(task, deps.clock.now(), settings.stuckTimeoutMs),
+    rules,
+    /** Whether a task is stuck now under the monitor's clocks and grace (what a task says of itself outside a stuck query). */
+    verdict: (task: StuckInput): StuckVerdict | null => detectStuck(task, deps.clock.now(), rules()),
     /** The newest sweep any instance ran. */
     lastSweep: () => deps.prisma.monitorSweep.findFirst({ orderBy: { startedAt: 'desc' } }),
+    /** The newest sweep of any instance that found a task newly stuck. */
+    lastDetection: () =>
+      deps.prisma.monitorSweep.findFirst({ where: { detectionDelaySeconds: { not: null } }, orderBy: { startedAt: 'desc' } }),
     status(): MonitorStatus {
+      const graceUntil = new Date(hearingSince.getTime() + settings.heartbeatTimeoutMs);
       return {
         enabled: settings.enabled,
         running,
         intervalMs: settings.intervalMs,
-        stuckTimeoutMs: settings.stuckTimeoutMs,
+        heartbeatTimeoutMs: settings.heartbeatTimeoutMs,
+        stallTimeoutMs: settings.stallTimeoutMs,
         action: settings.action,
         nextSweepAt,
+        graceUntil: graceUntil > clock.now() ? graceUntil : null,
         consecutiveFailures,
         lastError,
       };

@@ -6,13 +6,13 @@ import type { TaskService } from '../tasks/service.js';
 import type { AlertService } from '../alerts/service.js';
 import { stuckAlert, type AlertDraft } from '../alerts/rules.js';
 import type { RecordedChange } from '../tasks/sql/record-change.js';
-import { findStuck, type StuckTask } from '../tasks/stuck.js';
+import { detectionDelayMs, findStuck, type StuckRules, type StuckTask } from '../tasks/stuck.js';
 
 /** Why a sweep ran: the monitor's timer, `runMonitorSweep`, or an operator's `cleanupStuck`. */
 export type SweepTrigger = 'schedule' | 'manual' | 'cleanup';
 
 export interface SweepOptions {
-  timeoutMs: number;
+  rules: StuckRules;
   action: StuckAction;
   actor: string;
   trigger: SweepTrigger;
@@ -28,7 +28,7 @@ export interface HandledTask extends StuckTask {
 export interface SweepReport {
   trigger: SweepTrigger;
   action: StuckAction;
-  timeoutMs: number;
+  rules: StuckRules;
   dryRun: boolean;
   /** False when another instance held the sweep lock, so this sweep did nothing. */
   ran: boolean;
@@ -78,7 +78,7 @@ export async function sweep({ prisma, tasks, clock, bus, alerts }: SweepDeps, op
       }
       const running = await tasks.running(tx);
       const now = clock.now();
-      const found = findStuck(running, now, options.timeoutMs);
+      const found = findStuck(running, now, options.rules);
       const handled: (HandledTask & { change: RecordedChange; alert: AlertDraft })[] = [];
       if (!dryRun) {
         for (const { task, verdict } of found) {
@@ -102,7 +102,8 @@ export async function sweep({ prisma, tasks, clock, bus, alerts }: SweepDeps, op
             finishedAt: clock.now(),
             trigger: options.trigger,
             action: options.action,
-            timeoutMinutes: options.timeoutMs / 60_000,
+            timeoutMinutes: options.rules.overrideMs === undefined ? null : options.rules.overrideMs / 60_000,
+            detectionDelaySeconds: handled.length ? Math.max(...handled.map((h) => detectionDelayMs(h.verdict))) / 1000 : null,
             scanned: running.length,
             found: found.length,
             fixed: handled.filter((h) => h.outcome !== 'none').length,
@@ -135,7 +136,7 @@ export async function sweep({ prisma, tasks, clock, bus, alerts }: SweepDeps, op
   return {
     trigger: options.trigger,
     action: options.action,
-    timeoutMs: options.timeoutMs,
+    rules: options.rules,
     dryRun,
     ran: outcome !== undefined,
     startedAt,

@@ -82,7 +82,7 @@ export function registerMonitorRoutes(api: RestApp, services: Services) {
 
   api.openapi(stuck, async (c) => {
     const query = c.req.valid('query');
-    const found = await services.tasks.stuck(valid.minutes(query.timeout_minutes, 'timeout_minutes'));
+    const found = await services.tasks.stuck(services.monitor.rules(valid.minutes(query.timeout_minutes, 'timeout_minutes')));
     return c.json(
       { timeout_minutes: query.timeout_minutes, count: found.length, tasks: found.map(({ task, verdict }) => present.summary(task, verdict)) },
       200,

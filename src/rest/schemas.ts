@@ -142,7 +142,7 @@ const LastSweep = z
     duration_ms: z.number(),
     trigger: z.string().openapi({ description: 'schedule, manual or cleanup.' }),
     action: z.string(),
-    timeout_minutes: z.number(),
+    timeout_minutes: z.number().nullable().openapi({ description: "An operator's timeout that replaced every clock; null when the monitor's clocks applied." }),
     scanned: z.number().int(),
     found: z.number().int(),
     fixed: z.number().int(),
@@ -154,7 +154,7 @@ const MonitorState = z
     enabled: z.boolean(),
     running: z.boolean().openapi({ description: "Whether this instance's sweep timer is scheduled." }),
     interval_seconds: z.number(),
-    timeout_minutes: z.number(),
+    timeout_minutes: z.number().openapi({ description: 'The stall clock (STALL_TIMEOUT); silence is judged by HEARTBEAT_TIMEOUT.' }),
     action: z.enum(stuckActions),
     next_sweep_at: nullableTime,
     consecutive_failures: z.number().int(),
@@ -197,7 +197,7 @@ export function statistics(
       enabled: monitor.enabled,
       running: monitor.running,
       interval_seconds: monitor.intervalMs / 1000,
-      timeout_minutes: monitor.stuckTimeoutMs / 60_000,
+      timeout_minutes: monitor.stallTimeoutMs / 60_000,
       action: monitor.action,
       next_sweep_at: iso(monitor.nextSweepAt),
       consecutive_failures: monitor.consecutiveFailures,
@@ -220,7 +220,8 @@ export function statistics(
 export const cleanupReport = (report: SweepReport, present: ReturnType<typeof presenter>): z.infer<typeof CleanupReport> => ({
   auto_fix: !report.dryRun,
   action: report.action,
-  timeout_minutes: report.timeoutMs / 60_000,
+  // The REST cleanup always passes its timeout (default 30): the seed's one clock for everything.
+  timeout_minutes: (report.rules.overrideMs ?? 0) / 60_000,
   found: report.found.map(({ task, verdict }) => present.summary(task, verdict)),
   fixed: fixedTasks(report).map((task) => present.summary(task)),
 });

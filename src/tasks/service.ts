@@ -11,7 +11,7 @@ import { deleteTerminalTask, insertTask, pickById, pickOldestPending, updateTask
 import { readEvents } from './sql/event-log.js';
 import { recordChange, type EventSpec, type RecordedChange } from './sql/record-change.js';
 import type { EventPosition } from './position.js';
-import { describeStuck, findStuck, type StuckTask, type StuckVerdict } from './stuck.js';
+import { describeStuck, findStuck, type StuckRules, type StuckTask, type StuckVerdict } from './stuck.js';
 import * as valid from './validate.js';
 
 export interface CreateTaskInput {
@@ -19,6 +19,10 @@ export interface CreateTaskInput {
   kind?: string | null;
   params?: unknown;
   timeoutMinutes?: number | null;
+  /** Its own NO_HEARTBEAT clock; absent: the configured HEARTBEAT_TIMEOUT. */
+  heartbeatTimeoutSeconds?: number | null;
+  /** Its own NO_PROGRESS clock; absent: the configured STALL_TIMEOUT. */
+  stallTimeoutMinutes?: number | null;
   maxAttempts?: number | null;
 }
 
@@ -143,6 +147,12 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
         maxAttempts: input.maxAttempts == null ? 3 : valid.wholeNumber(input.maxAttempts, 'maxAttempts', 1, valid.limits.maxAttempts),
         timeoutMinutes:
           input.timeoutMinutes == null ? null : valid.positive(input.timeoutMinutes, 'timeoutMinutes', valid.limits.timeoutMinutes),
+        heartbeatTimeoutSeconds:
+          input.heartbeatTimeoutSeconds == null
+            ? null
+            : valid.between(input.heartbeatTimeoutSeconds, 'heartbeatTimeoutSeconds', valid.limits.heartbeatTimeoutSeconds.min, valid.limits.heartbeatTimeoutSeconds.max),
+        stallTimeoutMinutes:
+          input.stallTimeoutMinutes == null ? null : valid.positive(input.stallTimeoutMinutes, 'stallTimeoutMinutes', valid.limits.timeoutMinutes),
         createdAt: clock.now(),
       };
       const change = await recordChange(prisma, insertTask(task), { type: TaskEventType.CREATED, actor, at: task.createdAt });
@@ -381,9 +391,9 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
       return last?.id ?? null;
     },
 
-    /** Running tasks that are stuck under this timeout, longest stuck first. */
-    async stuck(timeoutMs: number): Promise<StuckTask[]> {
-      const found = findStuck(await this.running(), clock.now(), timeoutMs);
+    /** Running tasks that are stuck under these rules, longest stuck first. */
+    async stuck(rules: StuckRules): Promise<StuckTask[]> {
+      const found = findStuck(await this.running(), clock.now(), rules);
       return found.sort((a, b) => b.verdict.stuckForMs - a.verdict.stuckForMs);
     },
 

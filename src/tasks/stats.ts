@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import { Prisma } from '../generated/prisma/client.js';
 import { TaskStatus, type Db, type Task } from './model.js';
-import { findStuck } from './stuck.js';
+import { findStuck, type StuckRules } from './stuck.js';
 
 export interface StatusCounts {
   total: number;
@@ -38,7 +38,8 @@ export interface OutcomeBucket {
 
 export type StatsService = ReturnType<typeof createStatsService>;
 
-export function createStatsService({ prisma, clock, stuckTimeoutMs }: { prisma: Db; clock: Clock; stuckTimeoutMs: number }) {
+/** `rules`: the clocks stuck tasks are counted by (the monitor's, with its grace). */
+export function createStatsService({ prisma, clock, rules }: { prisma: Db; clock: Clock; rules: () => StuckRules }) {
   return {
     /** Counts over tasks created since `since` (all tasks when absent). */
     async taskStats(since?: Date | null): Promise<TaskStats> {
@@ -61,7 +62,7 @@ export function createStatsService({ prisma, clock, stuckTimeoutMs }: { prisma: 
       return {
         since: since ?? null,
         ...all,
-        stuck: findStuck(running, clock.now(), stuckTimeoutMs).length,
+        stuck: findStuck(running, clock.now(), rules()).length,
         successRate: successRate(all),
         averageDurationSeconds: duration[0]?.seconds ?? null,
         oldestRunning: running[0] ?? null,

@@ -12,6 +12,8 @@ export const limits = {
   resultBytes: 1024 * 1024,
   maxAttempts: 100,
   timeoutMinutes: 60 * 24 * 366,
+  /** Shorter than a second would ask workers for several beats a second. */
+  heartbeatTimeoutSeconds: { min: 1, max: 60 * 60 * 24 },
   kinds: 50,
   /** Tasks in one page of a list (GraphQL `tasks(first:)`, REST `limit`). */
   pageSize: 100,
@@ -51,6 +53,11 @@ export function positive(value: number, field: string, max: number): number {
 export function minutes(value: number, field: string): number {
   if (!Number.isFinite(value) || value <= 0) throw badInput(field, `must be a positive number of minutes (got ${value})`);
   return value * 60_000;
+}
+
+export function between(value: number, field: string, min: number, max: number): number {
+  if (!Number.isFinite(value) || value < min || value > max) throw badInput(field, `must be from ${min} to ${max} (got ${value})`);
+  return value;
 }
 
 export function wholeNumber(value: number, field: string, min: number, max: number): number {

@@ -39,7 +39,11 @@ export interface WorkerOptions {
   kinds?: string[];
   /** Tasks run at once. Default 1. */
   concurrency?: number;
-  /** Milliseconds between automatic heartbeats while a handler runs. Default 10 000. */
+  /**
+   * Milliseconds between automatic heartbeats while a handler runs (any write counts as one).
+   * Default: what each lease asks for (`heartbeatIntervalSeconds`, a third of the task's heartbeat
+   * timeout). When given, it wins, with a warning if it is slower than the lease asks.
+   */
   heartbeatInterval?: number;
   /** Least milliseconds between two progress writes. Default 1 000. */
   progressInterval?: number;
@@ -89,7 +93,6 @@ export interface Worker extends EventEmitter<WorkerEvents> {
 
 const DEFAULTS = {
   concurrency: 1,
-  heartbeatInterval: 10_000,
   progressInterval: 1_000,
   pollInterval: 1_000,
   maxPollInterval: 30_000,
@@ -110,6 +113,21 @@ export function createWorker(options: WorkerOptions): Worker {
   const log = (options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' })).child({ workerId });
   const client: TaskwardenClient = createTaskwardenClient({ url: options.url, token: options.token, webSocketImpl: WebSocket });
   const active = new Map<string, RunningTask>();
+  const warnedSlow = new Set<number>();
+
+  /** The lease's pace, unless the caller chose one (then warn once per pace it is too slow for). */
+  function heartbeatEvery(lease: { heartbeatIntervalSeconds: number }): number {
+    const asked = lease.heartbeatIntervalSeconds * 1000;
+    if (options.heartbeatInterval === undefined) return asked;
+    if (options.heartbeatInterval > asked && !warnedSlow.has(asked)) {
+      warnedSlow.add(asked);
+      log.warn(
+        { heartbeatInterval: options.heartbeatInterval, asked },
+        `heartbeatInterval ${options.heartbeatInterval} ms is slower than the server asks (${asked} ms, a third of the task's heartbeat timeout): its tasks may be found stuck (NO_HEARTBEAT) while they run`,
+      );
+    }
+    return options.heartbeatInterval;
+  }
   let started = false;
   let stopping = false;
   let wake: (() => void) | undefined;
@@ -168,7 +186,7 @@ export function createWorker(options: WorkerOptions): Worker {
       }
       if (lease) {
         idle = settings.pollInterval;
-        run(lease.task, lease.leaseToken);
+        run(lease.task, lease.leaseToken, heartbeatEvery(lease));
         continue;
       }
       await sleep(idle * (0.75 + Math.random() * 0.5));
@@ -176,8 +194,8 @@ export function createWorker(options: WorkerOptions): Worker {
     }
   }
 
-  function run(task: WorkerTask, leaseToken: string) {
-    const running = new RunningTask(task, leaseToken, client, settings, log.child({ taskId: task.id, task: task.name }), events);
+  function run(task: WorkerTask, leaseToken: string, beatEvery: number) {
+    const running = new RunningTask(task, leaseToken, beatEvery, client, settings, log.child({ taskId: task.id, task: task.name }), events);
     active.set(task.id, running);
     running
       .execute(options.handler)
@@ -257,6 +275,8 @@ class RunningTask {
   constructor(
     readonly task: WorkerTask,
     private readonly leaseToken: string,
+    /** Milliseconds of silence after which a heartbeat goes out. */
+    private readonly beatEvery: number,
     private readonly client: TaskwardenClient,
     private readonly settings: typeof DEFAULTS,
     readonly log: Logger,
@@ -264,8 +284,8 @@ class RunningTask {
   ) {}
 
   async execute(handler: TaskHandler) {
-    this.heartbeatTimer = setInterval(() => void this.write({}).catch(() => {}), this.settings.heartbeatInterval);
-    this.log.info('task started');
+    this.armHeartbeat();
+    this.log.info({ heartbeatEveryMs: this.beatEvery }, 'task started');
     this.events.emit('task:started', this.task);
     const ctx: TaskContext = {
       progress: (percent, message) => this.progress(percent, message),
@@ -328,7 +348,7 @@ class RunningTask {
    * unreachable (heartbeats keep going meanwhile, so the task does not look dead).
    */
   private async finish(what: 'complete' | 'fail', call: () => Promise<unknown>): Promise<'done' | 'lost' | 'refused' | 'gave up'> {
-    const beat = setInterval(() => void this.client.reportProgress(this.task.id, this.leaseToken).catch(() => {}), this.settings.heartbeatInterval);
+    const beat = setInterval(() => void this.client.reportProgress(this.task.id, this.leaseToken).catch(() => {}), this.beatEvery);
     try {
       for (let attempt = 0; ; attempt++) {
         try {
@@ -379,10 +399,17 @@ class RunningTask {
     if (report) void this.write(report).catch(() => {});
   }
 
+  /** The next heartbeat goes out after `beatEvery` without any write: a progress report is a heartbeat too. */
+  private armHeartbeat() {
+    clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = setTimeout(() => void this.write({}).catch(() => {}), this.beatEvery);
+  }
+
   /** A heartbeat ({}), or a progress report. Serialized; a LEASE_MISMATCH aborts the handler. */
   private write(report: { progress?: number; message?: string }) {
     if (this.lost || this.finished) return Promise.resolve();
     this.lastWrite = Date.now();
+    this.armHeartbeat();
     const next = this.writes.then(async () => {
       if (this.lost || this.finished) return;
       try {
@@ -399,7 +426,7 @@ class RunningTask {
   }
 
   private stopTimers() {
-    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.heartbeatTimer);
     clearTimeout(this.progressTimer);
     this.heartbeatTimer = this.progressTimer = undefined;
     this.pending = undefined;

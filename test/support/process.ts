@@ -12,7 +12,7 @@ export interface ServerProcess {
 }
 
 /** Runs `src/main.ts` as its own process, the way `npm start` does, and waits until it listens. */
-export function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
+export function spawnServer(env: Record<string, string>, startTimeoutMs = 90_000): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: root,
     // Info, for the line that says the server is ready and where.
@@ -24,11 +24,11 @@ export function spawnServer(env: Record<string, string>): Promise<ServerProcess>
   child.stderr!.on('data', (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
-    // Generous: a start on a loaded 2-core machine has taken a minute.
+    // Generous by default: a start on a loaded 2-core machine has taken a minute.
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`server did not start:\n${output}`));
-    }, 90_000);
+    }, startTimeoutMs);
     const onData = () => {
       const match = /Taskwarden is ready: .* at (http:[^\s",]+\/graphql)/.exec(output);
       if (match) {

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { manualClock } from '../../src/clock.js';
-import type { AlertSettings } from '../../src/config.js';
+import type { AlertSettings, MonitorSettings } from '../../src/config.js';
 import { createEventBus } from '../../src/events.js';
 import { createServices, defaultAlertSettings } from '../../src/services.js';
 import type { TaskService } from '../../src/tasks/service.js';
@@ -8,14 +8,14 @@ import { TaskStatus, type Task } from '../../src/tasks/model.js';
 import type { TestDatabase } from './databases.js';
 
 /** The services over a test database, with a clock the test moves and no monitor timer. */
-export function taskHarness(database: TestDatabase, alerts: Partial<AlertSettings> = {}) {
+export function taskHarness(database: TestDatabase, alerts: Partial<AlertSettings> = {}, monitor: Partial<MonitorSettings> = {}) {
   const clock = manualClock(new Date('2026-03-01T09:30:00Z'));
   const bus = createEventBus();
   const services = createServices({
     prisma: database.db.prisma,
     clock,
     bus,
-    monitor: { enabled: false, intervalMs: 60_000, stuckTimeoutMs: 3_600_000, action: 'cancel' },
+    monitor: { enabled: false, intervalMs: 60_000, heartbeatTimeoutMs: 3_600_000, stallTimeoutMs: 3_600_000, action: 'cancel', ...monitor },
     log: pino({ level: 'silent' }),
     alerts: { ...defaultAlertSettings, ...alerts },
   });

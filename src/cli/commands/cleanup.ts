@@ -13,7 +13,7 @@ export const cleanupCommand = () =>
       withClient<{ timeout: number; autoFix?: boolean }>(async ({ client, out }, options) => {
         const report = await client.cleanupStuck({ timeoutMinutes: options.timeout, autoFix: Boolean(options.autoFix) });
         out.result(report, () => {
-          if (report.found.length === 0) return `No stuck tasks (timeout ${minutesText(report.timeoutMinutes)}): nothing to fix.`;
+          if (report.found.length === 0) return `No stuck tasks (timeout ${minutesText(report.timeoutMinutes ?? options.timeout)}): nothing to fix.`;
           const found = `${taskTable(out, report.found, stuckColumns)}\n`;
           return report.autoFix
             ? `${found}Fixed ${report.fixed.length} of ${plural(report.found.length, 'stuck task')} (action ${report.action}).`

@@ -65,12 +65,15 @@ export interface NewTask {
   params: unknown;
   maxAttempts: number;
   timeoutMinutes: number | null;
+  heartbeatTimeoutSeconds: number | null;
+  stallTimeoutMinutes: number | null;
   createdAt: Date;
 }
 
 export const insertTask = (task: NewTask): Change => ({
   statement: Prisma.sql`
-    INSERT INTO "Task" (name, kind, params, "maxAttempts", "timeoutMinutes", "createdAt")
-    VALUES (${task.name}, ${task.kind}, ${JSON.stringify(task.params ?? {})}::jsonb, ${task.maxAttempts}, ${task.timeoutMinutes}, ${task.createdAt})
+    INSERT INTO "Task" (name, kind, params, "maxAttempts", "timeoutMinutes", "heartbeatTimeoutSeconds", "stallTimeoutMinutes", "createdAt")
+    VALUES (${task.name}, ${task.kind}, ${JSON.stringify(task.params ?? {})}::jsonb, ${task.maxAttempts}, ${task.timeoutMinutes},
+            ${task.heartbeatTimeoutSeconds}, ${task.stallTimeoutMinutes}, ${task.createdAt})
     RETURNING *, NULL::"TaskStatus" AS "fromStatus", NULL::text AS "fromWorkerId", true AS record`,
 });

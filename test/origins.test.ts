@@ -103,6 +103,17 @@ describe('browser origins and host names, open (tokenless) mode', () => {
     expect(await tasks()).toBe(4);
   });
 
+  it('applies the same rules to the REST API', async () => {
+    const rest = server.url.replace(/\/graphql$/, '/api/v1/tasks/monitor/stuck');
+    expect((await raw(rest)).status).toBe(200);
+    const rebound = await raw(rest, { headers: { host: 'evil.example' } });
+    expect(rebound.status).toBe(403);
+    expect(rebound.json.error.code).toBe('FORBIDDEN');
+    const foreign = await raw(rest, { headers: { origin: 'https://evil.example' } });
+    expect(foreign.status).toBe(403);
+    expect(foreign.json.error.code).toBe('FORBIDDEN');
+  });
+
   it('sends no CORS headers by default, not even to a preflight', async () => {
     const preflight = await raw(server.url, {
       method: 'OPTIONS',

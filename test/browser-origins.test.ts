@@ -3,13 +3,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { findChromium, noBrowserNotice } from './support/browser.js';
 import { openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 // Attacks from other web pages, in a real headless Chromium (Debian's package): a page served on a
 // second local port (another origin) tries to drive an open (tokenless) Taskwarden, and a DNS-rebinding
 // page (a foreign host name resolving to 127.0.0.1) tries too. The dashboard on its own origin still works.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const REBOUND = 'rebound.test';
 const FLAGS = [
   '--headless',
@@ -63,7 +63,10 @@ window.attack = async (api) => {
   return results;
 };`;
 
-describe('other sites and DNS rebinding, in Chromium', () => {
+const chromiumFound = await findChromium();
+if ('missing' in chromiumFound) console.warn(noBrowserNotice(chromiumFound.missing));
+
+describe.skipIf('missing' in chromiumFound)('other sites and DNS rebinding, in Chromium', () => {
   let database: TestDatabase;
   let server: TestServer;
   let hostile: Server;
@@ -82,7 +85,7 @@ describe('other sites and DNS rebinding, in Chromium', () => {
     });
     await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve));
     hostileUrl = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}/`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    browser = await chromium.launch({ executablePath: (chromiumFound as { path: string }).path, args: FLAGS });
   }, 180_000);
 
   afterAll(async () => {

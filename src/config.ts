@@ -60,6 +60,38 @@ const envTokens = z.string().transform((text, ctx) => {
   return tokens;
 });
 
+const list = (text: string) => text.split(',').map((e) => e.trim()).filter(Boolean);
+
+const origins = z.string().transform((text, ctx) => {
+  const parsed: string[] = [];
+  for (const entry of list(text)) {
+    let origin: string | undefined;
+    try {
+      origin = new URL(entry).origin;
+    } catch {
+      // reported below
+    }
+    if (!origin || origin === 'null' || entry.replace(/\/$/, '') !== origin) {
+      ctx.addIssue({ code: 'custom', message: `expected origins such as https://ops.example.com or http://localhost:5173, separated by commas (got ${entry})` });
+      return z.NEVER;
+    }
+    parsed.push(origin);
+  }
+  return parsed;
+});
+
+const hostNames = z.string().transform((text, ctx) => {
+  const parsed: string[] = [];
+  for (const entry of list(text)) {
+    if (!/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i.test(entry)) {
+      ctx.addIssue({ code: 'custom', message: `expected host names such as taskwarden.internal or 10.0.0.5:4000, separated by commas (got ${entry})` });
+      return z.NEVER;
+    }
+    parsed.push(entry.toLowerCase());
+  }
+  return parsed;
+});
+
 const webhookEntry = z.object({
   url: z.string().regex(/^https?:\/\/.+/, 'expected an http(s) URL'),
   format: z.enum(webhookFormats).default('json'),
@@ -131,6 +163,18 @@ export const envSchema = z.object({
   // Workers usually share one token and each holds a connection: room for a fleet, still a bound.
   MAX_CONNECTIONS_PER_TOKEN: positiveInt(200).default(200),
   SUBSCRIPTION_BUFFER: positiveInt(1000).default(1000),
+  // Behind a reverse proxy every connection comes from the proxy's address: raise it there.
+  MAX_CONNECTIONS_PER_ADDRESS: positiveInt(500).default(500),
+  HEADERS_TIMEOUT: duration('20s').default(ms('20s')),
+  REQUEST_TIMEOUT: duration('60s').default(ms('60s')),
+  CORS_ORIGINS: origins.default([]),
+  ALLOWED_HOSTS: hostNames.default([]),
+  METRICS_PORT: z.coerce
+    .number({ message: 'expected a port number' })
+    .int('expected a whole port number')
+    .min(0, 'expected a port from 0 to 65535')
+    .max(65535, 'expected a port from 0 to 65535')
+    .optional(),
   ALERT_WEBHOOK_URLS: webhookUrls.default([]),
   ALERT_CONFIG: alertConfigFile.optional(),
   ALERT_BURST_COUNT: positiveInt(5).default(5),
@@ -165,6 +209,19 @@ export interface Limits {
   connectionsPerToken: number;
   /** Events a slow subscriber may fall behind before its subscription is ended. */
   subscriptionBuffer: number;
+  /** Open TCP connections from one client address (HTTP keep-alive, SSE and WebSocket alike). */
+  connectionsPerAddress: number;
+  /** Time a client has to send a request's headers, and the whole request, in milliseconds. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+/** Which web pages may use the API, and under which host names (see docs/security.md). */
+export interface BrowserAccess {
+  /** Other origins allowed to call the API from a browser (CORS, WebSocket, SSE); the server's own always is. */
+  corsOrigins: string[];
+  /** Host names an open (tokenless) server answers to besides loopback ones: against DNS rebinding. */
+  allowedHosts: string[];
 }
 
 
@@ -212,6 +269,9 @@ export interface Config {
   /** Introspection and field suggestions; off by default when NODE_ENV=production. */
   introspection: boolean;
   limits: Limits;
+  browser: BrowserAccess;
+  /** Serve /metrics on this port of its own (same HOST), without a token, instead of on the API port. */
+  metricsPort?: number;
   alerts: AlertSettings;
   /** One line each, for the log at start: deprecated settings still honoured. */
   warnings: string[];
@@ -258,7 +318,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       subscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
       connectionsPerToken: e.MAX_CONNECTIONS_PER_TOKEN,
       subscriptionBuffer: e.SUBSCRIPTION_BUFFER,
+      connectionsPerAddress: e.MAX_CONNECTIONS_PER_ADDRESS,
+      headersTimeoutMs: e.HEADERS_TIMEOUT,
+      requestTimeoutMs: e.REQUEST_TIMEOUT,
     },
+    browser: { corsOrigins: e.CORS_ORIGINS, allowedHosts: e.ALLOWED_HOSTS },
+    metricsPort: e.METRICS_PORT,
     alerts: {
       webhooks: [...e.ALERT_WEBHOOK_URLS, ...(e.ALERT_CONFIG ?? [])],
       burstCount: e.ALERT_BURST_COUNT,

@@ -27,7 +27,12 @@ describe('configuration', () => {
         subscriptionsPerConnection: 20,
         connectionsPerToken: 200,
         subscriptionBuffer: 1000,
+        connectionsPerAddress: 500,
+        headersTimeoutMs: 20_000,
+        requestTimeoutMs: 60_000,
       },
+      browser: { corsOrigins: [], allowedHosts: [] },
+      metricsPort: undefined,
       alerts: {
         webhooks: [],
         burstCount: 5,
@@ -40,6 +45,16 @@ describe('configuration', () => {
       },
       warnings: [],
     });
+  });
+
+  it('reads CORS_ORIGINS and ALLOWED_HOSTS as lists, and refuses what is not an origin or a host name', () => {
+    const config = loadConfig({ CORS_ORIGINS: 'https://ops.example.com, http://localhost:5173/', ALLOWED_HOSTS: 'Taskwarden.internal,10.0.0.5:4000,[::1]', METRICS_PORT: '9464' });
+    expect(config.browser).toEqual({ corsOrigins: ['https://ops.example.com', 'http://localhost:5173'], allowedHosts: ['taskwarden.internal', '10.0.0.5:4000', '[::1]'] });
+    expect(config.metricsPort).toBe(9464);
+    for (const bad of ['*', 'ops.example.com', 'https://ops.example.com/path', 'null']) {
+      expect(() => loadConfig({ CORS_ORIGINS: bad })).toThrow(/CORS_ORIGINS=.*expected origins/);
+    }
+    expect(() => loadConfig({ ALLOWED_HOSTS: 'http://x.example' })).toThrow(/ALLOWED_HOSTS=.*expected host names/);
   });
 
   it('reads webhooks from ALERT_WEBHOOK_URLS and from an ALERT_CONFIG file, with filters and formats', async () => {

@@ -14,6 +14,8 @@ export const permissions = {
   work: ['worker', 'admin'],
   /** stop, force, cleanup, delete, runMonitorSweep. */
   operate: ['operator', 'admin'],
+  /** Scraping /metrics (a worker token, spread over many machines, does not get it). */
+  metrics: ['viewer', 'operator', 'admin'],
   /** Managing API tokens. */
   admin: ['admin'],
 } as const satisfies Record<string, readonly Role[]>;

@@ -1,6 +1,7 @@
 // `taskwarden`: the operator command line (bin/taskwarden.js, or `npm run cli --`).
 import { CommanderError } from 'commander';
 import { describeFailure, ExitCode } from './errors.js';
+import { jsonText, printable } from './output.js';
 import { createProgram } from './program.js';
 
 /** Runs one command line; returns the exit code. Every error becomes one line on stderr (JSON under --json). */
@@ -17,11 +18,12 @@ export async function run(argv: string[]): Promise<number> {
     const failure = describeFailure(error);
     const args = argv.slice(2);
     if (args.includes('--json')) {
-      process.stderr.write(`${JSON.stringify({ error: { code: failure.code, message: failure.message } })}\n`);
+      process.stderr.write(`${jsonText({ error: { code: failure.code, message: failure.message } })}\n`);
     } else {
       const command = program.commands.find((c) => args.includes(c.name()));
       const hint = failure.exitCode === ExitCode.usage ? ` (see taskwarden ${command ? `${command.name()} ` : ''}--help)` : '';
-      process.stderr.write(`taskwarden: ${failure.message}${hint}\n`);
+      // A server's message may quote what was sent (a name, an id): shown, not obeyed.
+      process.stderr.write(`taskwarden: ${printable(failure.message)}${hint}\n`);
     }
     return failure.exitCode;
   }

@@ -37,13 +37,13 @@ export function createOutput(options: Pick<GlobalOptions, 'json' | 'color'>): Ou
     json: options.json,
     c,
     result(data, human) {
-      process.stdout.write(options.json ? `${JSON.stringify(data, null, 2)}\n` : `${human(data)}\n`);
+      process.stdout.write(options.json ? `${jsonText(data, 2)}\n` : `${human(data)}\n`);
     },
     say(text) {
       if (!options.json) process.stdout.write(`${text}\n`);
     },
     ndjson(value) {
-      process.stdout.write(`${JSON.stringify(value)}\n`);
+      process.stdout.write(`${jsonText(value)}\n`);
     },
     table(head, rows) {
       const colored = c.isColorSupported;
@@ -89,6 +89,26 @@ export function withClient<O>(handler: (context: CommandContext, options: O) => 
       await client.close();
     }
   };
+}
+
+// What a terminal would act on or draw misleadingly: C0 and C1 controls (ESC starts colour,
+// cursor, title and clipboard sequences), DEL, bidi overrides and isolates, lone surrogates.
+const unprintable = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const escape = (char: string) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/**
+ * Text from the server (a task's name, message, worker id, an error) as the
+ * terminal may show it: each unprintable character becomes a visible \uXXXX.
+ * The server refuses them in new input; this covers what was stored before,
+ * or comes from a server that does not. Colours are added after, by us.
+ */
+export function printable(text: string): string {
+  return text.replace(unprintable, escape);
+}
+
+/** JSON for stdout: JSON.stringify escapes C0 controls and lone surrogates; this escapes C1 and bidi ones too (same value). */
+export function jsonText(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(/[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, escape);
 }
 
 /** "Examples:" after a command's --help. */
@@ -140,6 +160,11 @@ export function percent(value: number | null | undefined, digits = 0): string {
 /** Cuts a long name to `width` characters, with an ellipsis. */
 export function truncate(text: string, width = 40): string {
   return text.length > width ? `${text.slice(0, width - 1)}…` : text;
+}
+
+/** A name for a table cell or a line: printable, then cut to `width`. */
+export function label(text: string, width = 40): string {
+  return truncate(printable(text), width);
 }
 
 export function plural(n: number, word: string): string {

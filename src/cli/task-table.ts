@@ -1,5 +1,5 @@
 import type { TaskFieldsFragment } from '../client/index.js';
-import { ago, duration, status, truncate, type Output } from './output.js';
+import { ago, duration, label, printable, status, type Output } from './output.js';
 
 /** What a task table shows; the API's Task, or a database row mapped to it (fix-stuck's direct path). */
 export type TaskRow = Pick<
@@ -10,8 +10,8 @@ export type TaskRow = Pick<
 type Column = { head: string; cell: (task: TaskRow, out: Output) => string };
 
 const columns = {
-  id: { head: 'id', cell: (t) => t.id },
-  name: { head: 'name', cell: (t) => truncate(t.name) },
+  id: { head: 'id', cell: (t) => printable(t.id) },
+  name: { head: 'name', cell: (t) => label(t.name) },
   status: { head: 'status', cell: (t, out) => status(out.c, t.status) },
   progress: { head: 'progress', cell: (t) => `${Math.round(t.progress)}%` },
   running: { head: 'run time', cell: (t) => duration(t.durationSeconds) },
@@ -19,8 +19,8 @@ const columns = {
   stuck: { head: 'stuck', cell: (t, out) => (t.stuckReason ? out.c.red(t.stuckReason) : '') },
   reason: { head: 'reason', cell: (t, out) => out.c.red(t.stuckReason ?? '-') },
   stuckFor: { head: 'stuck for', cell: (t) => duration(t.stuckForSeconds) },
-  worker: { head: 'worker', cell: (t) => t.workerId ?? '-' },
-  message: { head: 'message', cell: (t) => t.message ?? '' },
+  worker: { head: 'worker', cell: (t) => (t.workerId == null ? '-' : printable(t.workerId)) },
+  message: { head: 'message', cell: (t) => printable(t.message ?? '') },
 } satisfies Record<string, Column>;
 
 export type TaskColumn = keyof typeof columns;

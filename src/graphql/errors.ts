@@ -38,7 +38,7 @@ function withExtensions(error: GraphQLError, extensions: Record<string, unknown>
 }
 
 // Values that do not fit an argument's type: an unknown status, a string for a number, a missing required value.
-const valueError = /^(Variable "\$.*(got invalid value|of required type|of non-null type)|Argument ".*(has invalid value|of type ".*" is required)|Enum "|Expected value of type|(Int|Float|String|Boolean|ID) cannot represent|Value ".*" does not exist|Field ".*" of required type ".*" was not provided)/;
+const valueError = /^(Variable "\$.*(got invalid value|of required type|of non-null type)|Argument ".*(has invalid value|of type ".*" is required)|Enum "|Expected value of type|(Int|Float|String|Boolean|ID|DateTime|JSON) cannot represent|Value ".*" does not exist|Field ".*" of required type ".*" was not provided)/;
 
 function codeOf(error: GraphQLError): string {
   if (error.message.startsWith('Syntax Error')) return 'GRAPHQL_PARSE_FAILED';

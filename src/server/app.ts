@@ -15,8 +15,8 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { unauthenticated } from '../auth/access.js';
-import { actorOf, type Principal } from '../auth/roles.js';
-import type { Limits } from '../config.js';
+import { actorOf, can, type Principal } from '../auth/roles.js';
+import type { BrowserAccess, Limits } from '../config.js';
 import { TaskwardenError } from '../errors.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema, type Context } from '../graphql/index.js';
@@ -24,12 +24,15 @@ import { requestContext, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { REST_PREFIX, useRestApi } from '../rest/api.js';
 import type { Services } from '../services.js';
+import { limitConnectionsPerAddress } from './address-limit.js';
+import { createBrowserAccess } from './browser-access.js';
 import { createConnectionRegistry, endable } from './connections.js';
 import { createDashboardHandler } from './dashboard.js';
 import { useFieldRepeatLimit } from './field-repeats.js';
 import { useRequestLimits } from './request-limits.js';
 
 export const GRAPHQL_PATH = '/graphql';
+export const METRICS_PATH = '/metrics';
 /** How often one field may repeat within a selection set (repeats merge, so more is never needed). */
 const MAX_FIELD_REPEATS = 3;
 
@@ -38,6 +41,10 @@ export interface AppOptions {
   log: Logger;
   metrics: Metrics;
   limits: Limits;
+  /** Which other web origins may use the API, and which host names an open server answers to. */
+  browser?: BrowserAccess;
+  /** When set, /metrics is served on this port (see startMetrics) and not on the API's. */
+  metricsPort?: number;
   /** Introspection, field suggestions and GraphiQL; off in production unless enabled. */
   introspection: boolean;
   /** Readiness beyond "the process runs": database reachable and migrated, monitor scheduled. */
@@ -67,15 +74,32 @@ type SocketExtra = {
 };
 
 /** The HTTP and WebSocket front of the API. Owns no data: services and the database are the caller's. */
-export function createApp({ services, log, metrics, limits, introspection, ready, dashboardDir }: AppOptions): App {
+export function createApp({ services, log, metrics, limits, browser, metricsPort, introspection, ready, dashboardDir }: AppOptions): App {
   const yogaLog = log.child({ component: 'graphql' });
   const connections = createConnectionRegistry({ maxPerPrincipal: limits.connectionsPerToken });
+  const guard = createBrowserAccess(browser ?? { corsOrigins: [], allowedHosts: [] });
+
+  /** Who is calling; an open (tokenless) server answers only to the host names it may be reached by. */
+  const authenticate = async (authorization: unknown, headers: Headers | IncomingMessage['headers']): Promise<Principal> => {
+    const principal = await services.access.authenticate(authorization);
+    if (principal.source === 'open' && !guard.openHostAllowed(headers)) {
+      throw new TaskwardenError(
+        'FORBIDDEN',
+        'This server has no API token, so it answers only to loopback host names (localhost, 127.0.0.1, [::1]) and those in ALLOWED_HOSTS.',
+      );
+    }
+    return principal;
+  };
+  // HTTP requests are authenticated before anything is parsed or measured (see useAdmission).
+  const admitted = new WeakMap<Request, Principal>();
 
   const context = async (initial: Record<string, unknown>): Promise<Context> => {
     const socket = initial.socket as WebSocket | undefined;
+    const request = initial.request as Request;
     const principal =
       (initial.principal as Principal | undefined) ??
-      (await services.access.authenticate((initial.request as Request).headers.get('authorization')).catch((error: unknown) => {
+      admitted.get(request) ??
+      (await authenticate(request.headers.get('authorization'), request.headers).catch((error: unknown) => {
         throw asHttpError(error);
       }));
     return {
@@ -109,6 +133,7 @@ export function createApp({ services, log, metrics, limits, introspection, ready
     healthCheckEndpoint: '/health',
     landingPage: false,
     batching: false,
+    cors: guard.cors(),
     graphiql: introspection ? { title: 'Taskwarden', subscriptionsProtocol: 'WS' } : false,
     context,
     maskedErrors: { maskError: (error, message) => maskError(error, message) },
@@ -120,8 +145,11 @@ export function createApp({ services, log, metrics, limits, introspection, ready
     },
     plugins: [
       useRequestId(),
-      usePrometheus({ registry: metrics.registry, endpoint: '/metrics' }),
+      // Labels a caller cannot vary: no URL (its query string held secrets and grew without
+      // bound), no operation name or error path (both chosen by the caller).
+      usePrometheus({ registry: metrics.registry, endpoint: false, labels: { url: false, operationName: false, path: false } }),
       useRequestLimits({ path: GRAPHQL_PATH, maxBodyBytes: limits.bodyBytes }),
+      useAdmission(),
       ...armor,
       ...(introspection ? [] : [useDisableIntrospection(), blockFieldSuggestionsPlugin() as Plugin]),
       useInputErrorCodes(),
@@ -133,14 +161,68 @@ export function createApp({ services, log, metrics, limits, introspection, ready
 
   metrics.watch(services, () => connections.size);
 
+  /**
+   * Refuses, before any parsing (so nothing is measured for it), a request
+   * from a web page of another origin, and one without a valid token; and
+   * serves /metrics to those who may read it. REST calls get the same origin
+   * and open-mode Host rules (they check their token themselves).
+   */
+  function useAdmission(): Plugin {
+    return {
+      async onRequest({ request, url, endResponse }) {
+        const rest = url.pathname === REST_PREFIX || url.pathname.startsWith(`${REST_PREFIX}/`);
+        if (url.pathname !== GRAPHQL_PATH && url.pathname !== METRICS_PATH && !rest) return;
+        const refuse = (status: number, code: string, message: string, headers: Record<string, string> = {}) => {
+          const requestId = requestContext.getStore()?.requestId;
+          const body = rest ? { error: { code, message, request_id: requestId } } : { errors: [{ message, extensions: { code, requestId } }] };
+          return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
+        };
+        if (!guard.originAllowed(request.headers)) {
+          return endResponse(
+            refuse(403, 'FORBIDDEN', `Requests from the web page at ${request.headers.get('origin')} are not allowed (only this server's own pages, and CORS_ORIGINS).`),
+          );
+        }
+        if (url.pathname === METRICS_PATH && metricsPort !== undefined) {
+          return endResponse(refuse(404, 'NOT_FOUND', 'Metrics are served on METRICS_PORT.'));
+        }
+        // A REST call with a token authenticates in its own middleware; one without may be open mode.
+        if (rest && request.headers.get('authorization')) return;
+        let principal: Principal;
+        try {
+          principal = await authenticate(request.headers.get('authorization'), request.headers);
+        } catch (error) {
+          if (!(error instanceof TaskwardenError)) throw error;
+          const status = { UNAUTHENTICATED: 401, FORBIDDEN: 403, LIMIT_EXCEEDED: 429 }[error.code as string] ?? 400;
+          return endResponse(refuse(status, error.code, error.message, status === 401 ? { 'www-authenticate': 'Bearer' } : {}));
+        }
+        if (url.pathname === GRAPHQL_PATH) {
+          admitted.set(request, principal);
+          return;
+        }
+        if (rest) return;
+        if (principal.source !== 'open' && !can(principal.role, 'metrics')) {
+          return endResponse(refuse(403, 'FORBIDDEN', `A ${principal.role} token may not read metrics (viewer, operator or admin may).`));
+        }
+        endResponse(new Response(await metrics.registry.metrics(), { headers: { 'content-type': metrics.registry.contentType } }));
+      },
+    };
+  }
+
   // Each request runs in its own log context, so every line written for it (errors included) names it.
   const dashboard = createDashboardHandler({ dir: dashboardDir, fallback: yoga, log });
-  const server = createServer((req, res) => {
+  const server = createServer({ headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs }, (req, res) => {
     const given = req.headers['x-request-id'];
     const requestId = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     requestContext.run({ requestId }, () => (isApiPath(req.url) ? yoga(req, res) : dashboard(req, res)));
   });
-  const sockets = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: limits.bodyBytes });
+  limitConnectionsPerAddress(server, limits.connectionsPerAddress, log);
+  const sockets = new WebSocketServer({
+    server,
+    path: GRAPHQL_PATH,
+    maxPayload: limits.bodyBytes,
+    // A page of another site may open a WebSocket to any server: refused before the upgrade.
+    verifyClient: ({ req }, done) => (guard.originAllowed(req.headers) ? done(true) : done(false, 403, 'Origin not allowed')),
+  });
 
   // graphql-ws over the same path, through yoga's envelop, so WebSocket
   // operations get the same context, plugins and error masking as HTTP.
@@ -151,13 +233,13 @@ export function createApp({ services, log, metrics, limits, introspection, ready
       onConnect: async (ctx) => {
         const { socket } = ctx.extra;
         try {
-          const principal = await services.access.authenticate(ctx.connectionParams?.authorization);
+          const principal = await authenticate(ctx.connectionParams?.authorization, ctx.extra.request.headers);
           ctx.extra.principal = principal;
           ctx.extra.release = connections.add(principal, (reason) => socket.close(CloseCode.Unauthorized, reason));
           return true;
         } catch (error) {
           const known = error instanceof TaskwardenError;
-          const code = known && error.code === 'LIMIT_EXCEEDED' ? CloseCode.Forbidden : CloseCode.Unauthorized;
+          const code = known && (error.code === 'LIMIT_EXCEEDED' || error.code === 'FORBIDDEN') ? CloseCode.Forbidden : CloseCode.Unauthorized;
           socket.close(code, known ? error.message.slice(0, 120) : 'Unauthorized');
           return false;
         }
@@ -269,7 +351,7 @@ function asHttpError(error: unknown): unknown {
 }
 
 // Everything else is the dashboard's (GET and HEAD; other methods get yoga's 404).
-const API_PATHS = [GRAPHQL_PATH, '/health', '/ready', '/metrics', REST_PREFIX];
+const API_PATHS = [GRAPHQL_PATH, '/health', '/ready', METRICS_PATH, REST_PREFIX];
 function isApiPath(url = '/'): boolean {
   const path = url.split('?', 1)[0]!;
   return API_PATHS.some((api) => path === api || path.startsWith(`${api}/`));

@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import { databaseTarget, openDatabase, type Database } from '../db/open.js';
 import { createEventBus } from '../events.js';
 import type { Logger } from '../log.js';
-import { createMetrics } from '../metrics.js';
+import { createMetrics, serveMetrics } from '../metrics.js';
 import { createServices, type Services } from '../services.js';
 import { createApp, type App } from './app.js';
 
@@ -15,6 +15,8 @@ export interface Taskwarden {
   /** False while no API token exists (allowed only on loopback): then every request may do everything. */
   tokensRequired: boolean;
   app: App;
+  /** Where /metrics is served when METRICS_PORT is set (otherwise at the API's /metrics). */
+  metricsUrl?: string;
   db: Database;
   services: Services;
   /** Drains: stop accepting, close subscriptions, finish in-flight requests, stop the monitor, close the database. */
@@ -53,34 +55,41 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
     log,
     metrics,
     limits: config.limits,
+    browser: config.browser,
+    metricsPort: config.metricsPort,
     introspection: config.introspection,
     dashboardDir: options.dashboardDir,
     ready: async () => (await db.ready()) && (!config.monitor.enabled || services.monitor.status().running),
   });
   let url: string;
   let tokensRequired: boolean;
+  let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   try {
     tokensRequired = await services.access.assertSafeToListen(config.host);
     url = await app.start(config.port, config.host);
+    if (config.metricsPort !== undefined) metricsServer = await serveMetrics(metrics.registry, config.metricsPort, config.host);
   } catch (error) {
+    if (app.server.listening) await app.stop(0);
     await bus.close();
     if (ownsDb) await db.close();
     throw error;
   }
   services.monitor.start();
   services.alerts.start();
-  log.debug({ url, database: `${db.provider} ${db.location}`, events: config.redisUrl ? 'redis' : 'in-process' }, 'Taskwarden is listening');
+  log.debug({ url, metrics: metricsServer?.url ?? url.replace(/\/graphql$/, '/metrics'), database: `${db.provider} ${db.location}`, events: config.redisUrl ? 'redis' : 'in-process' }, 'Taskwarden is listening');
 
   let stopping: Promise<void> | undefined;
   return {
     url,
     tokensRequired,
     app,
+    metricsUrl: metricsServer?.url,
     db,
     services,
     stop() {
       stopping ??= (async () => {
         await app.stop(config.shutdownTimeoutMs);
+        await metricsServer?.close();
         await services.monitor.stop();
         await services.alerts.stop();
         await services.feed.stop();

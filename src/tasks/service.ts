@@ -245,7 +245,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
     /** RUNNING -> FAILED, by the worker holding the lease. */
     async fail(id: string, leaseToken: string, error: string): Promise<Task> {
       valid.taskId(id);
-      valid.text(error, 'error', valid.limits.error);
+      valid.text(error, 'error', valid.limits.error, { multiline: true });
       const now = clock.now();
       return failing((db) =>
         write(
@@ -264,7 +264,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
      */
     async release(id: string, leaseToken: string, reason?: string | null): Promise<Task> {
       valid.taskId(id);
-      const why = valid.optionalText(reason, 'reason', valid.limits.reason) ?? 'released by its worker';
+      const why = valid.optionalText(reason, 'reason', valid.limits.reason, { multiline: true }) ?? 'released by its worker';
       const now = clock.now();
       const change = await write(
         prisma,
@@ -279,7 +279,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
     /** PENDING or RUNNING -> CANCELLED. The worker's lease ends with it. */
     async stop(id: string, options: { reason?: string | null; actor?: string } = {}): Promise<Task> {
       valid.taskId(id);
-      const reason = valid.optionalText(options.reason, 'reason', valid.limits.reason) ?? 'stopped';
+      const reason = valid.optionalText(options.reason, 'reason', valid.limits.reason, { multiline: true }) ?? 'stopped';
       const now = clock.now();
       const change = await write(
         prisma,
@@ -298,7 +298,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
       if (status !== TaskStatus.CANCELLED && status !== TaskStatus.FAILED) {
         throw badInput('status', `forceComplete sets CANCELLED or FAILED, not ${status}`);
       }
-      const reason = valid.optionalText(options.reason, 'reason', valid.limits.reason) ?? 'force-completed';
+      const reason = valid.optionalText(options.reason, 'reason', valid.limits.reason, { multiline: true }) ?? 'force-completed';
       const now = clock.now();
       const force = (db: Db) =>
         write(

@@ -17,6 +17,8 @@ export const limits = {
   kinds: 50,
   /** Tasks in one page of a list (GraphQL `tasks(first:)`, REST `limit`). */
   pageSize: 100,
+  /** Nesting of params and results: deeper JSON is a mistake or an attack (and recursion in the driver). */
+  jsonDepth: 64,
 } as const;
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -26,15 +28,29 @@ export function taskId(value: string, field = 'id'): string {
   return value.toLowerCase();
 }
 
-export function text(value: string, field: string, max: number, options: { allowEmpty?: boolean } = {}): string {
+// Control characters (C0, DEL, C1) reach an operator's terminal as escape sequences, and bidi
+// overrides make a name read differently from what it is: a one-line label needs none of them.
+const labelUnsafe = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
+// Free text (an error, a reason) may span lines: tab and newlines stay allowed.
+const freeTextUnsafe = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
+// Half of a UTF-16 surrogate pair on its own: no character at all, and Postgres refuses it.
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * A one-line label: a task's name, kind, message, a worker id. With
+ * `multiline`, free text such as an error (tab and line breaks allowed).
+ */
+export function text(value: string, field: string, max: number, options: { allowEmpty?: boolean; multiline?: boolean } = {}): string {
   if (!options.allowEmpty && value.trim() === '') throw badInput(field, 'must not be empty');
   if (value.length > max) throw badInput(field, `must be at most ${max} characters (got ${value.length})`);
-  if (value.includes('\u0000')) throw badInput(field, 'must not contain NUL characters');
+  const unsafe = (options.multiline ? freeTextUnsafe : labelUnsafe).exec(value)?.[0];
+  if (unsafe !== undefined) throw badInput(field, `must not contain control or bidi-override characters (found ${codePoint(unsafe)})`);
+  if (loneSurrogate.test(value)) throw badInput(field, 'must be well-formed Unicode (found a lone surrogate)');
   return value;
 }
 
-export function optionalText(value: string | null | undefined, field: string, max: number): string | undefined {
-  return value == null ? undefined : text(value, field, max, { allowEmpty: true });
+export function optionalText(value: string | null | undefined, field: string, max: number, options: { multiline?: boolean } = {}): string | undefined {
+  return value == null ? undefined : text(value, field, max, { ...options, allowEmpty: true });
 }
 
 export function progress(value: number): number {
@@ -66,15 +82,35 @@ export function wholeNumber(value: number, field: string, min: number, max: numb
 }
 
 /**
- * Checks a JSON value's encoded size, and that it holds nothing Postgres' jsonb
- * refuses (NUL characters), so a bad value never reaches the database.
+ * Checks a JSON value's nesting and encoded size, and that it holds nothing
+ * Postgres' jsonb refuses (NUL characters, lone surrogates), so a bad value
+ * never reaches the database. The walk is iterative and runs before
+ * anything recursive (JSON.stringify, the driver) sees the value.
  */
 export function json(value: unknown, field: string, maxBytes: number): unknown {
-  const encoded = JSON.stringify(value ?? null);
-  const bytes = Buffer.byteLength(encoded);
+  const pending: [unknown, number][] = [[value, 0]];
+  while (pending.length > 0) {
+    const [item, depth] = pending.pop()!;
+    if (typeof item === 'string') checkJsonString(item, field);
+    if (item === null || typeof item !== 'object') continue;
+    if (depth >= limits.jsonDepth) throw badInput(field, `must be nested at most ${limits.jsonDepth} levels deep`);
+    for (const [key, child] of Object.entries(item)) {
+      if (!Array.isArray(item)) checkJsonString(key, field);
+      pending.push([child, depth + 1]);
+    }
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(value ?? null));
   if (bytes > maxBytes) throw badInput(field, `must be at most ${maxBytes} bytes of JSON (got ${bytes})`);
-  if (encoded.includes('\\u0000')) throw badInput(field, 'must not contain NUL characters');
   return value;
+}
+
+function checkJsonString(value: string, field: string) {
+  if (value.includes('\u0000')) throw badInput(field, 'must not contain NUL characters');
+  if (loneSurrogate.test(value)) throw badInput(field, 'must be well-formed Unicode (found a lone surrogate)');
+}
+
+function codePoint(char: string) {
+  return `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
 export function kinds(values: readonly string[] | null | undefined): string[] | undefined {

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { minutes } from '../arguments.js';
 import { confirm } from '../confirm.js';
 import { CliError, describeFailure, ExitCode } from '../errors.js';
-import { examples, minutesText, plural, status, withClient, type Output } from '../output.js';
+import { examples, label, minutesText, plural, printable, status, withClient, type Output } from '../output.js';
 import { apiRepairer, type Repairer, type StuckItem } from '../repair.js';
 import { stuckColumns, taskTable } from '../task-table.js';
 
@@ -123,11 +123,11 @@ async function repair(repairer: Repairer, out: Output, options: FixStuckOptions)
 
   out.result(report(), () => {
     const outcome = (item: Handled) =>
-      [item.stopped ? status(out.c, item.status) : '', item.deleted ? 'deleted' : '', item.error ? out.c.red(item.error.message) : ''].filter(Boolean).join(', ');
+      [item.stopped ? status(out.c, item.status) : '', item.deleted ? 'deleted' : '', item.error ? out.c.red(printable(item.error.message)) : ''].filter(Boolean).join(', ');
     const stopped = found.filter((item) => item.stopped).length;
     const deleted = found.filter((item) => item.deleted).length;
     return (
-      `${out.table(['id', 'name', 'outcome'], found.map((item) => [item.id, item.name, outcome(item)]))}\n` +
+      `${out.table(['id', 'name', 'outcome'], found.map((item) => [printable(item.id), label(item.name), outcome(item)]))}\n` +
       `Stopped ${stopped} of ${found.length}${options.delete ? `, deleted ${deleted}` : ''}.`
     );
   });
@@ -142,7 +142,7 @@ async function withProgress<T extends { name: string }>(out: Output, label: stri
       : undefined;
   bar?.start(items.length, 0, { name: '' });
   for (const item of items) {
-    bar?.update({ name: item.name });
+    bar?.update({ name: printable(item.name) });
     await step(item);
     bar?.increment();
   }

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { taskStatus } from '../arguments.js';
-import { examples, status, withClient } from '../output.js';
+import { examples, printable, status, withClient } from '../output.js';
 
 const forceStatuses = ['CANCELLED', 'FAILED'] as const;
 
@@ -24,6 +24,6 @@ export const forceCommand = () =>
     .action(
       withClient<{ taskId: string; status: (typeof forceStatuses)[number]; reason: string }>(async ({ client, out }, options) => {
         const task = await client.forceComplete(options.taskId, { status: options.status, reason: options.reason });
-        out.result({ task }, () => `Force-completed "${task.name}" (${task.id}): it is ${status(out.c, task.status)} now.`);
+        out.result({ task }, () => `Force-completed "${printable(task.name)}" (${task.id}): it is ${status(out.c, task.status)} now.`);
       }),
     );

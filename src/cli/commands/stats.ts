@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { ago, clockTime, duration, examples, minutesText, percent, status, withClient } from '../output.js';
+import { ago, clockTime, duration, examples, label, minutesText, percent, printable, status, withClient } from '../output.js';
 
 export const statsCommand = () =>
   new Command('stats')
@@ -24,7 +24,7 @@ export const statsCommand = () =>
             s.byKind.length > 1
               ? `\n${out.table(
                   ['kind', 'total', 'pending', 'running', 'completed', 'failed', 'cancelled', 'success'],
-                  s.byKind.map((k) => [k.kind, k.total, k.pending, k.running, k.completed, k.failed, k.cancelled, percent(rate(k.successRate), 1)]),
+                  s.byKind.map((k) => [label(k.kind), k.total, k.pending, k.running, k.completed, k.failed, k.cancelled, percent(rate(k.successRate), 1)]),
                 )}`
               : '';
           const sweep = m.lastSweepAt
@@ -36,7 +36,7 @@ export const statsCommand = () =>
             ['Stuck now', `${s.stuck}${s.stuck ? ` ${out.c.red('(see taskwarden stuck)')}` : ''} under the monitor's ${minutesText(m.timeoutMinutes)} timeout`],
             ['Monitor', m.enabled ? `on: every ${duration(m.intervalSeconds)}, action ${m.action}` : out.c.yellow('off in this server')],
             ['Last sweep', sweep],
-            ...(m.lastError ? [['Last error', out.c.red(`${m.lastError} (${m.consecutiveFailures} failed in a row)`)] as [string, string]] : []),
+            ...(m.lastError ? [['Last error', out.c.red(`${printable(m.lastError)} (${m.consecutiveFailures} failed in a row)`)] as [string, string]] : []),
           ];
           return [counts + byKind, ...facts.map(([label, value]) => `${label.padEnd(17)} ${value}`)].join('\n');
         });

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { examples, status, withClient } from '../output.js';
+import { examples, printable, status, withClient } from '../output.js';
 
 export const stopCommand = () =>
   new Command('stop')
@@ -10,6 +10,6 @@ export const stopCommand = () =>
     .action(
       withClient<{ taskId: string; reason: string }>(async ({ client, out }, options) => {
         const task = await client.stopTask(options.taskId, options.reason);
-        out.result({ task }, () => `Stopped "${task.name}" (${task.id}): it is ${status(out.c, task.status)} now.`);
+        out.result({ task }, () => `Stopped "${printable(task.name)}" (${task.id}): it is ${status(out.c, task.status)} now.`);
       }),
     );

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { roles, type Role } from '../../auth/roles.js';
 import { TaskwardenClientError, type TaskwardenClient } from '../../client/client.js';
 import type { TokenRole } from '../../client/index.js';
-import { ago, examples, withClient, type Output } from '../output.js';
+import { ago, examples, printable, withClient, type Output } from '../output.js';
 
 /** A token as the CLI shows it (never its secret). */
 interface TokenView {
@@ -115,7 +115,7 @@ export const tokenCommand = () =>
             const created = await withStore(client, out, options.databaseUrl, true, (store) => store.create(options.name, options.role));
             out.result({ name: created.info.name, role: created.info.role, token: created.token }, (r) =>
               [
-                `Created ${out.c.bold(r.role)} token ${out.c.bold(r.name)}. Its secret, shown this once:`,
+                `Created ${out.c.bold(r.role)} token ${out.c.bold(printable(r.name))}. Its secret, shown this once:`,
                 '',
                 `  ${r.token}`,
                 '',
@@ -138,7 +138,7 @@ export const tokenCommand = () =>
                 ? 'No tokens: a server on loopback is open to everyone until one exists.'
                 : out.table(
                     ['name', 'role', 'source', 'created', 'by', 'last used', 'revoked'],
-                    rows.map((t) => [t.name, t.role, t.source, ago(t.createdAt), t.createdBy ?? '-', ago(t.lastUsedAt), t.revokedAt ? out.c.red(ago(t.revokedAt)) : '-']),
+                    rows.map((t) => [printable(t.name), t.role, t.source, ago(t.createdAt), printable(t.createdBy ?? '-'), ago(t.lastUsedAt), t.revokedAt ? out.c.red(ago(t.revokedAt)) : '-']),
                   ),
             );
           }),
@@ -153,7 +153,7 @@ export const tokenCommand = () =>
         .action(
           withClient<{ name: string; databaseUrl?: string }>(async ({ client, out }, options) => {
             const token = await withStore(client, out, options.databaseUrl, false, (store) => store.revoke(options.name));
-            out.result({ token }, (r) => `Revoked ${out.c.bold(r.token.name)} (${r.token.role}).`);
+            out.result({ token }, (r) => `Revoked ${out.c.bold(printable(r.token.name))} (${r.token.role}).`);
           }),
         ),
     );

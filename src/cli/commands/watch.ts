@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import type { TaskwardenClient } from '../../client/client.js';
 import type { StuckTaskDetectedSubscription, TaskFieldsFragment, TaskStatus, TaskUpdatedSubscription } from '../../client/index.js';
 import { CliError } from '../errors.js';
-import { clockTime, duration, examples, status, statusColor, truncate, withClient, type Output } from '../output.js';
+import { clockTime, duration, examples, label, printable, status, statusColor, withClient, type Output } from '../output.js';
 
 type TaskEvent = TaskUpdatedSubscription['taskUpdated'];
 type StuckAlert = StuckTaskDetectedSubscription['stuckTaskDetected'];
@@ -138,14 +138,14 @@ function textView(out: Output, url: string, bars?: ProgressBars): WatchView {
   const names = new Map<string, string>(); // a deletion carries no task, so no name
   let connections = 0;
   const taskLine = (task: TaskFieldsFragment) =>
-    `${status(c, task.status, 9)} ${`${Math.round(task.progress)}%`.padStart(4)} ${task.name}${task.message ? ` ${c.dim(task.message)}` : ''}`;
+    `${status(c, task.status, 9)} ${`${Math.round(task.progress)}%`.padStart(4)} ${printable(task.name)}${task.message ? ` ${c.dim(printable(task.message))}` : ''}`;
   const eventLine = (event: TaskEvent) => {
     const type = event.toStatus && event.type !== 'PROGRESS' ? statusColor(c, event.toStatus)(event.type.padEnd(9)) : event.type.padEnd(9);
     const detail =
       event.type === 'PROGRESS'
-        ? `${Math.round(event.progress ?? 0)}%${event.message ? ` ${event.message}` : ''}`
-        : c.dim(`by ${event.actor}${event.reason ? `: ${event.reason}` : ''}`);
-    return `${c.dim(clockTime(event.at))} ${type} ${names.get(event.taskId) ?? event.taskId} ${detail}`;
+        ? `${Math.round(event.progress ?? 0)}%${event.message ? ` ${printable(event.message)}` : ''}`
+        : c.dim(printable(`by ${event.actor}${event.reason ? `: ${event.reason}` : ''}`));
+    return `${c.dim(clockTime(event.at))} ${type} ${printable(names.get(event.taskId) ?? event.taskId)} ${detail}`;
   };
   return {
     connection(state) {
@@ -170,7 +170,7 @@ function textView(out: Output, url: string, bars?: ProgressBars): WatchView {
     alert(alert) {
       names.set(alert.task.id, alert.task.name);
       const { task } = alert;
-      log(`${c.dim(clockTime(alert.detectedAt))} ${c.red('STUCK    ')} ${task.name}: ${alert.reason} for ${duration(alert.stuckForSeconds)} -> ${alert.actionTaken} (${status(c, task.status)})`);
+      log(`${c.dim(clockTime(alert.detectedAt))} ${c.red('STUCK    ')} ${printable(task.name)}: ${alert.reason} for ${duration(alert.stuckForSeconds)} -> ${alert.actionTaken} (${status(c, task.status)})`);
       if (task.status !== 'RUNNING') bars?.drop(task.id);
     },
     stop: () => bars?.stop(),
@@ -193,7 +193,7 @@ function progressBars(out: Output): ProgressBars {
   return {
     log: (line) => bars.log(`${line}\n`),
     show(task) {
-      const payload = { status: status(out.c, task.status), name: truncate(task.name).padEnd(40), message: out.c.dim(task.message ?? '') };
+      const payload = { status: status(out.c, task.status), name: label(task.name).padEnd(40), message: out.c.dim(printable(task.message ?? '')) };
       const bar = byTask.get(task.id);
       if (bar) bar.update(Math.round(task.progress), payload);
       else byTask.set(task.id, bars.create(100, Math.round(task.progress), payload));

@@ -153,7 +153,10 @@ export function createApp({ services, log, metrics, limits, introspection, ready
         try {
           const principal = await services.access.authenticate(ctx.connectionParams?.authorization);
           ctx.extra.principal = principal;
-          ctx.extra.release = connections.add(principal, (reason) => socket.close(CloseCode.Unauthorized, reason));
+          const release = connections.add(principal, (reason) => socket.close(CloseCode.Unauthorized, reason));
+          ctx.extra.release = release;
+          // graphql-ws calls onClose only after every subscription's return() settles; the slot is the socket's, so free it with the socket.
+          socket.once('close', release);
           return true;
         } catch (error) {
           const known = error instanceof TaskwardenError;

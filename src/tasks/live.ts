@@ -31,7 +31,7 @@ export function createLiveService({ bus, tasks }: { bus: EventBus; tasks: TaskSe
       const after = filter.afterEventId == null ? undefined : filter.afterEventId;
       // Listen before reading the history, so a change committed in between is not missed.
       const live = bus.subscribe('task:updated');
-      return (async function* () {
+      const changes = (async function* () {
         try {
           const replayed = new Set<bigint>();
           for (let cursor = after; cursor !== undefined; ) {
@@ -54,6 +54,7 @@ export function createLiveService({ bus, tasks }: { bus: EventBus; tasks: TaskSe
           await live.return?.();
         }
       })();
+      return endsAtOnce(live, changes);
     },
 
     /** The task now, then each change to it; ends when it reaches a terminal state or is deleted. */
@@ -68,7 +69,7 @@ export function createLiveService({ bus, tasks }: { bus: EventBus; tasks: TaskSe
         await live.return?.();
         throw error;
       }
-      return (async function* () {
+      const states = (async function* () {
         try {
           yield task;
           if (isTerminal(task.status)) return;
@@ -83,6 +84,7 @@ export function createLiveService({ bus, tasks }: { bus: EventBus; tasks: TaskSe
           await live.return?.();
         }
       })();
+      return endsAtOnce(live, states);
     },
 
     stuckAlerts(): AsyncIterableIterator<StuckAlert> {
@@ -91,3 +93,24 @@ export function createLiveService({ bus, tasks }: { bus: EventBus; tasks: TaskSe
   };
 }
 
+/**
+ * A generator parked in `for await` over the bus cannot take return() until
+ * the next event arrives (return() queues behind the pending next()), so a
+ * closed subscription to a quiet task would live on, holding its connection
+ * slot. Ending the bus subscription first wakes it: the stream ends at once.
+ */
+function endsAtOnce<T>(live: AsyncIterator<unknown>, generator: AsyncGenerator<T>): AsyncGenerator<T> {
+  const stream: AsyncGenerator<T> = {
+    next: (...args) => generator.next(...args),
+    async return(value) {
+      await live.return?.();
+      return generator.return(value);
+    },
+    async throw(error) {
+      await live.return?.();
+      return generator.throw(error);
+    },
+    [Symbol.asyncIterator]: () => stream,
+  };
+  return stream;
+}

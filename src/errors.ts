@@ -17,7 +17,8 @@ export type ErrorCode =
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
   | 'LIMIT_EXCEEDED'
-  | 'ALREADY_EXISTS';
+  | 'ALREADY_EXISTS'
+  | 'LAST_ADMIN_TOKEN';
 
 export class TaskwardenError extends Error {
   override readonly name = 'TaskwardenError';

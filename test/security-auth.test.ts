@@ -23,6 +23,9 @@ async function post(url: string, body: unknown, headers: Record<string, string> 
   return { status: response.status, json, text };
 }
 
+/** Real servers and databases on a shared, loaded machine: generous, since nothing here asserts on speed. */
+const SLOW = 180_000;
+
 const bearer = (token: string | undefined): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
 
 function wsClient(server: TestServer, token?: string): Client {
@@ -115,7 +118,6 @@ describe.each(databaseKinds)('connection slots of closed subscriptions [%s]', (k
   });
 
   const CYCLES = 210; // past the default MAX_CONNECTIONS_PER_TOKEN (200)
-  const SLOW = 180_000; // hundreds of real connections on a shared machine
 
   it(`frees a token's slot when its WebSocket closes: ${CYCLES} open/subscribe/close cycles, then the next connection works`, async () => {
     const server = await startTestServer(database);
@@ -169,6 +171,122 @@ describe.each(databaseKinds)('connection slots of closed subscriptions [%s]', (k
     } finally {
       await server.stop();
       await open.close();
+    }
+  }, SLOW);
+});
+
+/** A server as startTestServer makes it, reachable at 127.0.0.1 whatever HOST it listens on. */
+async function serverOn(database: TestDatabase, env: Record<string, string> = {}): Promise<TestServer> {
+  const server = await startTestServer(database, env);
+  return { ...server, url: server.url.replace('//0.0.0.0:', '//127.0.0.1:') };
+}
+
+const viewer = async (server: TestServer, token?: string) => post(server.url, { query: '{ viewer { name role open } }' }, bearer(token));
+
+describe.each(databaseKinds)('open mode is decided once, at start, and never reopens [%s]', (kind) => {
+  it('refuses to revoke the last admin token of a server beyond loopback (LAST_ADMIN_TOKEN), and stays closed', async () => {
+    const database = await openTestDatabase(kind);
+    // The first token of such a deployment is made before it listens beyond loopback (the CLI does it on the database).
+    const bootstrap = await startTestServer(database);
+    const { token: alice } = await bootstrap.taskwarden.services.tokens.create({ name: 'alice', role: 'admin', createdBy: 'cli' });
+    await bootstrap.stop();
+
+    const server = await serverOn(database, { HOST: '0.0.0.0' });
+    try {
+      const refused = await post(server.url, { query: 'mutation { revokeApiToken(name: "alice") { name } }' }, bearer(alice));
+      expect(refused.json.errors).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: 'LAST_ADMIN_TOKEN' }) })]);
+      expect(refused.json.errors[0].message).toContain('last admin token');
+      expect((await viewer(server)).status).toBe(401);
+      expect((await viewer(server, alice)).json.data.viewer).toEqual({ name: 'alice', role: 'ADMIN', open: false });
+
+      // With a second admin, either may go, but not both.
+      const bob = (await post(server.url, { query: 'mutation { createApiToken(name: "bob", role: ADMIN) { token } }' }, bearer(alice))).json.data.createApiToken.token;
+      expect((await post(server.url, { query: 'mutation { revokeApiToken(name: "alice") { name } }' }, bearer(bob))).json.data.revokeApiToken.name).toBe('alice');
+      const last = await post(server.url, { query: 'mutation { revokeApiToken(name: "bob") { name } }' }, bearer(bob));
+      expect(last.json.errors[0].extensions.code).toBe('LAST_ADMIN_TOKEN');
+      expect((await viewer(server)).status).toBe(401);
+      expect(await database.db.prisma.apiToken.count({ where: { role: 'ADMIN', revokedAt: null } })).toBe(1);
+    } finally {
+      await server.stop();
+      await database.close();
+    }
+  }, SLOW);
+
+  it('keeps wanting a token on loopback once one existed: revoking every token does not make everyone admin, nor does a restart', async () => {
+    const database = await openTestDatabase(kind);
+    const server = await serverOn(database);
+    try {
+      expect((await viewer(server)).json.data.viewer).toEqual({ name: 'local', role: 'ADMIN', open: true });
+      const admin = (await post(server.url, { query: 'mutation { createApiToken(name: "only", role: ADMIN) { token } }' })).json.data.createApiToken.token;
+      // On loopback the last admin token may go (the CLI on the database makes a new one)...
+      expect((await post(server.url, { query: 'mutation { revokeApiToken(name: "only") { name } }' }, bearer(admin))).json.data.revokeApiToken.name).toBe('only');
+      // ...but the server does not reopen.
+      const after = await viewer(server);
+      expect(after.status).toBe(401);
+      expect(after.json.errors[0].extensions.code).toBe('UNAUTHENTICATED');
+      expect((await post(server.url, { query: 'mutation { createApiToken(name: "mine", role: ADMIN) { token } }' })).status).toBe(401);
+    } finally {
+      await server.stop();
+    }
+    const restarted = await serverOn(database);
+    try {
+      expect((await viewer(restarted)).status).toBe(401);
+      expect(await database.db.prisma.apiToken.count({ where: { revokedAt: null } })).toBe(0);
+    } finally {
+      await restarted.stop();
+      await database.close();
+    }
+  }, SLOW);
+});
+
+describe.each(databaseKinds)('the switch from open mode to tokens [%s]', (kind) => {
+  it('closes every open-mode WebSocket (4401) when the first token is made', async () => {
+    const database = await openTestDatabase(kind);
+    const server = await serverOn(database);
+    try {
+      const taskId = await quietTask(server);
+      const client = wsClient(server);
+      const closed = new Promise<number>((resolve) => client.on('closed', (event) => resolve((event as { code: number }).code)));
+      const first = new Promise((resolve, reject) => client.subscribe({ query: quietSubscription(taskId) }, { next: resolve, error: reject, complete: () => {} }));
+      await first;
+      const created = await post(server.url, { query: 'mutation { createApiToken(name: "first", role: ADMIN) { token } }' });
+      expect(created.json.data.createApiToken.token).toMatch(/^tw_/);
+      expect(await closed).toBe(4401);
+      // A tokenless socket is now refused at connect.
+      expect(await connection(wsClient(server))).toBe(4401);
+    } finally {
+      await server.stop();
+      await database.close();
+    }
+  }, SLOW);
+
+  it('checks who a socket stands for at each operation, not only at connect: an open-mode socket stops working once a token exists elsewhere', async () => {
+    // Two instances on one database without a shared event bus (no Redis): the second's token reaches the
+    // first only through the database, so only the per-operation check can stop the first's open socket.
+    const database = await openTestDatabase(kind);
+    const a = await serverOn(database);
+    const b = await serverOn(database);
+    try {
+      const client = wsClient(a);
+      expect(await connection(client)).toBe('connected');
+      const run = (query: string) =>
+        new Promise<any>((resolve) => {
+          let result: any;
+          client.subscribe({ query }, { next: (r) => (result = r), error: (e) => resolve({ errors: Array.isArray(e) ? e : [e] }), complete: () => resolve(result) });
+        });
+      expect((await run('{ viewer { name open } }')).data.viewer).toEqual({ name: 'local', open: true });
+      await post(b.url, { query: 'mutation { createApiToken(name: "made-on-b", role: ADMIN) { token } }' });
+      let outcome: any;
+      await until(async () => {
+        outcome = await Promise.race([run('mutation { createApiToken(name: "sneaky", role: ADMIN) { token } }'), new Promise((r) => setTimeout(() => r('no answer'), 2000))]);
+        return outcome === 'no answer' || Boolean(outcome?.errors);
+      }, 'the open socket to be refused', 15_000);
+      expect(await database.db.prisma.apiToken.count({ where: { name: 'sneaky' } })).toBe(0);
+      await client.dispose();
+    } finally {
+      await a.stop();
+      await b.stop();
+      await database.close();
     }
   }, SLOW);
 });

@@ -7,11 +7,23 @@ export type Access = ReturnType<typeof createAccess>;
 
 /**
  * Turns an Authorization header (HTTP) or connectionParams.authorization
- * (graphql-ws) into a Principal. With no token configured at all, everyone
- * is admin: allowed only while the server listens on loopback (see
- * assertSafeToListen), and said loudly in the log.
+ * (graphql-ws) into a Principal, and decides whether the server is open.
+ *
+ * Open mode (no token needed, everyone is admin) is decided once, at start
+ * (see decideMode): only for a loopback listener on a database where no token
+ * has ever existed. It ends for good when the first token is created, and
+ * nothing reopens it: revoking every token leaves a server that wants one.
  */
 export function createAccess({ tokens, log }: { tokens: TokenService; log: Logger }) {
+  let open = false;
+  let loopbackOnly = true;
+
+  /** Whether a tokenless caller is let in: still open mode, and (on every instance) still no token ever made. */
+  async function stillOpen(): Promise<boolean> {
+    if (open && (await tokens.everExisted())) open = false;
+    return open;
+  }
+
   return {
     async authenticate(authorization: unknown): Promise<Principal> {
       const bearer = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] : undefined;
@@ -19,7 +31,7 @@ export function createAccess({ tokens, log }: { tokens: TokenService; log: Logge
         throw unauthenticated('Send the token as "Authorization: Bearer <token>".');
       }
       if (!bearer) {
-        if (!(await tokens.any())) return openPrincipal;
+        if (await stillOpen()) return openPrincipal;
         throw unauthenticated('This server requires an API token: send "Authorization: Bearer <token>".');
       }
       const principal = await tokens.verify(bearer);
@@ -27,22 +39,39 @@ export function createAccess({ tokens, log }: { tokens: TokenService; log: Logge
       return principal;
     },
 
-    /** Refuses to serve an open API beyond this machine; warns when serving one on it. */
-    async assertSafeToListen(host: string): Promise<void> {
-      if (await tokens.any()) return;
-      if (!isLoopback(host)) {
+    /**
+     * Decides, once, before listening on `host`, whether the server is open;
+     * warns when it is. Refuses to listen beyond this machine with no live
+     * token, since such a server could only turn every caller away.
+     */
+    async decideMode(host: string): Promise<void> {
+      loopbackOnly = isLoopback(host);
+      if (!loopbackOnly && !(await tokens.any())) {
         throw new TaskwardenError(
           'CONFIG_INVALID',
-          `HOST=${host} is reachable from other machines, and no API token exists, so anyone could stop or delete tasks. ` +
+          `HOST=${host} is reachable from other machines, and no API token exists, so nobody could use it safely. ` +
             'Create one with `npx taskwarden token create --role admin --name <you>` (against the same DATABASE_URL or DATA_DIR, ' +
             'with the server stopped), or set TASKWARDEN_TOKENS=<name>:admin:<secret>; or listen on 127.0.0.1.',
         );
       }
-      log.warn(
-        { host },
-        'NO API TOKEN EXISTS: every request is allowed everything. This is only acceptable because the server listens on loopback. ' +
-          'Create a token (npx taskwarden token create --role admin --name <you>) to require one.',
-      );
+      open = loopbackOnly && !(await tokens.everExisted());
+      if (open) {
+        log.warn(
+          { host },
+          'NO API TOKEN EXISTS: every request is allowed everything. This is only acceptable because the server listens on loopback. ' +
+            'Create a token (npx taskwarden token create --role admin --name <you>) to require one.',
+        );
+      } else if (!(await tokens.any())) {
+        log.warn({ host }, 'Every API token is revoked, so every request is refused. Create one with `npx taskwarden token create --role admin --name <you>`.');
+      }
+    },
+
+    /**
+     * Revokes a token. Beyond loopback, never the last live admin one: nobody
+     * could manage tokens over the API again (the CLI on the database still can).
+     */
+    revokeToken(name: string, revokedBy: string) {
+      return tokens.revoke(name, revokedBy, { keepAnAdmin: !loopbackOnly });
     },
   };
 }

@@ -51,6 +51,7 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
   const env = envTokens.map((token) => ({ ...token, digest: sha256(token.secret) }));
   const verified = new Map<string, { principal: Principal; until: number }>();
   let existence: { value: boolean; until: number } | undefined;
+  let existed = false;
 
   const toInfo = (row: { name: string; role: TokenRole; createdAt: Date; createdBy: string; lastUsedAt: Date | null; revokedAt: Date | null }): TokenInfo => ({
     name: row.name,
@@ -80,6 +81,17 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
       return value;
     },
 
+    /**
+     * Whether a token was ever made, revoked ones included (and TASKWARDEN_TOKENS): once one was, the
+     * server never reopens. Asked on every tokenless request in open mode, so not cached while false:
+     * a token made on another instance closes this one at its next request, bus or no bus.
+     */
+    async everExisted(): Promise<boolean> {
+      if (env.length > 0 || existed) return true;
+      existed = (await prisma.apiToken.count()) > 0;
+      return existed;
+    },
+
     /** Creates a token; the secret is in the returned string only and cannot be read again. */
     async create(input: { name: string; role: string; createdBy: string }): Promise<{ token: string; info: TokenInfo }> {
       const name = tokenName(input.name);
@@ -101,6 +113,7 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
         });
       });
       existence = undefined;
+      existed = true;
       bus.publish('token:changed', { tokenId: null, name });
       return { token: `${PREFIX}_${id}_${secret}`, info: toInfo(row) };
     },
@@ -111,19 +124,35 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
       return [...fromEnv, ...rows.map(toInfo)];
     },
 
-    /** Revokes the live token of that name; its open subscriptions are closed (see server/connections.ts). */
-    async revoke(name: string, revokedBy: string): Promise<{ info: TokenInfo; tokenId: string }> {
+    /**
+     * Revokes the live token of that name; its open subscriptions are closed (see server/connections.ts).
+     * With `keepAnAdmin`, refuses (LAST_ADMIN_TOKEN) to revoke the last live admin token.
+     */
+    async revoke(name: string, revokedBy: string, { keepAnAdmin = false }: { keepAnAdmin?: boolean } = {}): Promise<{ info: TokenInfo; tokenId: string }> {
       tokenName(name);
       if (env.some((t) => t.name === name)) {
         throw new TaskwardenError('INVALID_TRANSITION', `${name} comes from TASKWARDEN_TOKENS: remove it there and restart.`);
       }
-      const live = await prisma.apiToken.findFirst({ where: { name, revokedAt: null } });
-      if (!live) throw new TaskwardenError('NOT_FOUND', `No live token is named ${name}.`);
-      const row = await prisma.apiToken.update({ where: { id: live.id }, data: { revokedAt: clock.now(), revokedBy } });
-      for (const [key, entry] of verified) if (entry.principal.tokenId === live.id) verified.delete(key);
+      const row = await prisma.$transaction(async (tx) => {
+        // The same lock as create: two revocations at once must not each leave the other's admin as "the last one".
+        await tx.$queryRaw`SELECT pg_advisory_xact_lock(${0x70ce_7015})::text`;
+        const live = await tx.apiToken.findFirst({ where: { name, revokedAt: null } });
+        if (!live) throw new TaskwardenError('NOT_FOUND', `No live token is named ${name}.`);
+        if (keepAnAdmin && live.role === 'ADMIN' && !env.some((t) => t.role === 'admin')) {
+          const admins = await tx.apiToken.count({ where: { role: 'ADMIN', revokedAt: null } });
+          if (admins <= 1) {
+            throw new TaskwardenError(
+              'LAST_ADMIN_TOKEN',
+              `${name} is the last admin token, and this server listens beyond loopback: without it nobody could manage tokens. Create another admin token first.`,
+            );
+          }
+        }
+        return tx.apiToken.update({ where: { id: live.id }, data: { revokedAt: clock.now(), revokedBy } });
+      });
+      for (const [key, entry] of verified) if (entry.principal.tokenId === row.id) verified.delete(key);
       existence = undefined;
-      bus.publish('token:changed', { tokenId: live.id, name });
-      return { info: toInfo(row), tokenId: live.id };
+      bus.publish('token:changed', { tokenId: row.id, name });
+      return { info: toInfo(row), tokenId: row.id };
     },
 
     /** The principal a bearer token stands for, or null when it is not a live token. */

@@ -62,8 +62,6 @@ export interface App {
 type SocketExtra = {
   request: IncomingMessage;
   socket: WebSocket;
-  principal?: Principal;
-  release?: () => void;
 };
 
 /** The HTTP and WebSocket front of the API. Owns no data: services and the database are the caller's. */
@@ -152,10 +150,8 @@ export function createApp({ services, log, metrics, limits, introspection, ready
         const { socket } = ctx.extra;
         try {
           const principal = await services.access.authenticate(ctx.connectionParams?.authorization);
-          ctx.extra.principal = principal;
           const release = connections.add(principal, (reason) => socket.close(CloseCode.Unauthorized, reason));
-          ctx.extra.release = release;
-          // graphql-ws calls onClose only after every subscription's return() settles; the slot is the socket's, so free it with the socket.
+          // Freed with the socket itself: graphql-ws's onClose waits until every subscription's return() settles.
           socket.once('close', release);
           return true;
         } catch (error) {
@@ -165,8 +161,17 @@ export function createApp({ services, log, metrics, limits, introspection, ready
           return false;
         }
       },
-      onClose: (ctx) => ctx.extra.release?.(),
       onSubscribe: async (ctx, _id, payload) => {
+        // Who the socket stands for is checked again for each operation (cached, so cheap): a socket
+        // that connected in open mode, or with a token revoked since, may not run anything more.
+        let principal: Principal;
+        try {
+          principal = await services.access.authenticate(ctx.connectionParams?.authorization);
+        } catch (error) {
+          const message = error instanceof TaskwardenError ? error.message : 'Unauthorized';
+          ctx.extra.socket.close(CloseCode.Unauthorized, message.slice(0, 120));
+          return [maskError(error, 'Unauthorized') as GraphQLError];
+        }
         // graphql-ws has already counted this one in ctx.subscriptions.
         if (Object.keys(ctx.subscriptions).length > limits.subscriptionsPerConnection) {
           return [new GraphQLError(`At most ${limits.subscriptionsPerConnection} subscriptions per connection.`, { extensions: { code: 'LIMIT_EXCEEDED' } })];
@@ -175,7 +180,7 @@ export function createApp({ services, log, metrics, limits, introspection, ready
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
-          principal: ctx.extra.principal,
+          principal,
           params: payload,
         });
         let document;
@@ -200,10 +205,14 @@ export function createApp({ services, log, metrics, limits, introspection, ready
     sockets,
   );
 
-  // A revoked token loses its live connections at once, on every instance.
+  // A revoked token loses its live connections at once, on every instance; so do the
+  // tokenless (open-mode) ones when the first token is made, since that ends open mode.
   const revocations = services.bus.subscribe('token:changed');
   void (async () => {
-    for await (const change of revocations) if (change.tokenId) connections.closeAll(change.tokenId, 'token revoked');
+    for await (const change of revocations) {
+      if (change.tokenId) connections.closeAll(change.tokenId, 'token revoked');
+      else connections.closeAll(null, 'a token now exists: reconnect with one');
+    }
   })();
 
   return {

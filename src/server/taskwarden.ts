@@ -57,7 +57,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
   });
   let url: string;
   try {
-    await services.access.assertSafeToListen(config.host);
+    await services.access.decideMode(config.host);
     url = await app.start(config.port, config.host);
   } catch (error) {
     await bus.close();

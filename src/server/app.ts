@@ -162,6 +162,10 @@ export function createApp({ services, log, metrics, limits, introspection, ready
         }
       },
       onSubscribe: async (ctx, _id, payload) => {
+        // graphql-ws has already counted this one in ctx.subscriptions.
+        if (Object.keys(ctx.subscriptions).length > limits.subscriptionsPerConnection) {
+          return [new GraphQLError(`At most ${limits.subscriptionsPerConnection} subscriptions per connection.`, { extensions: { code: 'LIMIT_EXCEEDED' } })];
+        }
         // Who the socket stands for is checked again for each operation (cached, so cheap): a socket
         // that connected in open mode, or with a token revoked since, may not run anything more.
         let principal: Principal;
@@ -171,10 +175,6 @@ export function createApp({ services, log, metrics, limits, introspection, ready
           const message = error instanceof TaskwardenError ? error.message : 'Unauthorized';
           ctx.extra.socket.close(CloseCode.Unauthorized, message.slice(0, 120));
           return [maskError(error, 'Unauthorized') as GraphQLError];
-        }
-        // graphql-ws has already counted this one in ctx.subscriptions.
-        if (Object.keys(ctx.subscriptions).length > limits.subscriptionsPerConnection) {
-          return [new GraphQLError(`At most ${limits.subscriptionsPerConnection} subscriptions per connection.`, { extensions: { code: 'LIMIT_EXCEEDED' } })];
         }
         const enveloped = yoga.getEnveloped({
           ...ctx,

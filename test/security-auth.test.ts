@@ -290,3 +290,38 @@ describe.each(databaseKinds)('the switch from open mode to tokens [%s]', (kind) 
     }
   }, SLOW);
 });
+
+describe('an SSE stream past the per-token limit', () => {
+  it('answers HTTP 429 with LIMIT_EXCEEDED, not 500', async () => {
+    const database = await openTestDatabase('pglite');
+    const server = await serverOn(database, { MAX_CONNECTIONS_PER_TOKEN: '1' });
+    try {
+      const taskId = await quietTask(server);
+      const held = new AbortController();
+      const first = await fetch(server.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ query: quietSubscription(taskId) }),
+        signal: held.signal,
+      });
+      expect(first.status).toBe(200);
+      const reader = first.body!.getReader();
+      for (let text = ''; !text.includes('CREATED'); ) text += new TextDecoder().decode((await reader.read()).value);
+
+      const second = await fetch(server.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ query: quietSubscription(taskId) }),
+      });
+      const body = await second.text();
+      expect(second.status).toBe(429);
+      expect(body).toContain('LIMIT_EXCEEDED');
+      expect(body).not.toContain('INTERNAL_SERVER_ERROR');
+      held.abort();
+      await reader.cancel().catch(() => {});
+    } finally {
+      await server.stop();
+      await database.close();
+    }
+  }, SLOW);
+});

@@ -86,7 +86,12 @@ export function createApp({ services, log, metrics, limits, introspection, ready
         if (socket) return source;
         let release = () => {};
         const { iterator, end } = endable(source, () => release());
-        release = connections.add(principal, (reason) => end(unauthenticated(reason)));
+        try {
+          release = connections.add(principal, (reason) => end(unauthenticated(reason)));
+        } catch (error) {
+          void iterator.return?.();
+          throw asHttpError(error);
+        }
         return iterator;
       },
     };
@@ -270,14 +275,16 @@ function useRequestId(): Plugin {
   };
 }
 
-/** An authentication failure as HTTP 401, with its code, before any execution. */
+/** Refusals that have an HTTP status of their own (401, 429), with their code, instead of a generic 500 or 200. */
 function asHttpError(error: unknown): unknown {
-  if (error instanceof TaskwardenError && error.code === 'UNAUTHENTICATED') {
-    return new GraphQLError(error.message, {
-      extensions: { code: error.code, http: { status: 401, headers: { 'www-authenticate': 'Bearer' } } },
-    });
-  }
-  return error;
+  if (!(error instanceof TaskwardenError)) return error;
+  const http =
+    error.code === 'UNAUTHENTICATED'
+      ? { status: 401, headers: { 'www-authenticate': 'Bearer' } }
+      : error.code === 'LIMIT_EXCEEDED'
+        ? { status: 429 }
+        : undefined;
+  return http ? new GraphQLError(error.message, { extensions: { code: error.code, ...error.details, http } }) : error;
 }
 
 // Everything else is the dashboard's (GET and HEAD; other methods get yoga's 404).

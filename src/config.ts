@@ -124,6 +124,7 @@ const envSchema = z.object({
   // Workers usually share one token and each holds a connection: room for a fleet, still a bound.
   MAX_CONNECTIONS_PER_TOKEN: positiveInt(200).default(200),
   SUBSCRIPTION_BUFFER: positiveInt(1000).default(1000),
+  AUTH_FAILURES_PER_MINUTE: positiveInt(30).default(30),
   ALERT_WEBHOOK_URLS: webhookUrls.default([]),
   ALERT_CONFIG: alertConfigFile.optional(),
   ALERT_BURST_COUNT: positiveInt(5).default(5),
@@ -156,6 +157,8 @@ export interface Limits {
   connectionsPerToken: number;
   /** Events a slow subscriber may fall behind before its subscription is ended. */
   subscriptionBuffer: number;
+  /** Failed authentications one client address may make per minute before it gets RATE_LIMITED. */
+  authFailuresPerMinute: number;
 }
 
 
@@ -243,6 +246,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       subscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
       connectionsPerToken: e.MAX_CONNECTIONS_PER_TOKEN,
       subscriptionBuffer: e.SUBSCRIPTION_BUFFER,
+      authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
     },
     alerts: {
       webhooks: [...e.ALERT_WEBHOOK_URLS, ...(e.ALERT_CONFIG ?? [])],

@@ -18,7 +18,8 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'LIMIT_EXCEEDED'
   | 'ALREADY_EXISTS'
-  | 'LAST_ADMIN_TOKEN';
+  | 'LAST_ADMIN_TOKEN'
+  | 'RATE_LIMITED';
 
 export class TaskwardenError extends Error {
   override readonly name = 'TaskwardenError';

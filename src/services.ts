@@ -35,6 +35,8 @@ export function createServices(deps: {
   monitor: MonitorSettings;
   log: Logger;
   envTokens?: EnvToken[];
+  /** Failed authentications per client address per minute (AUTH_FAILURES_PER_MINUTE). */
+  authFailuresPerMinute?: number;
   alerts?: AlertSettings;
   observe?: Observers;
 }): Services {
@@ -57,7 +59,7 @@ export function createServices(deps: {
     live: createLiveService({ bus, tasks }),
     monitor: createMonitor({ prisma, tasks, clock, bus, alerts, settings: deps.monitor, log: log.child({ component: 'monitor' }), onSweep: deps.observe?.sweep }),
     tokens,
-    access: createAccess({ tokens, log }),
+    access: createAccess({ tokens, log, failuresPerMinute: deps.authFailuresPerMinute }),
     alerts,
   };
 }

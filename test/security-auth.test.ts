@@ -325,3 +325,80 @@ describe('an SSE stream past the per-token limit', () => {
     }
   }, SLOW);
 });
+
+describe('failed authentications', () => {
+  let database: TestDatabase;
+  let server: TestServer;
+  let good: string;
+  beforeAll(async () => {
+    database = await openTestDatabase('pglite');
+    server = await serverOn(database, { AUTH_FAILURES_PER_MINUTE: '5' });
+    good = (await server.taskwarden.services.tokens.create({ name: 'good', role: 'viewer', createdBy: 'test' })).token;
+  }, SLOW);
+  afterAll(async () => {
+    await server.stop();
+    await database.close();
+  });
+
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const secret = () => randomUUID().replace(/-/g, '').padEnd(43, 'x').slice(0, 43);
+  async function timed(run: () => Promise<unknown>) {
+    const started = process.hrtime.bigint();
+    await run();
+    return Number(process.hrtime.bigint() - started) / 1e6;
+  }
+
+  it('costs the same whether or not the token id exists (same-run ratio of medians, interleaved)', async () => {
+    const tokens = server.taskwarden.services.tokens;
+    const knownId = good.split('_')[1]!;
+    const unknownId = () => randomUUID().replace(/-/g, '').slice(0, 12);
+    const known: number[] = [];
+    const unknown: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      // A fresh secret each time, so no cached failure answers for it.
+      known.push(await timed(async () => expect(await tokens.verify(`tw_${knownId}_${secret()}`)).toBeNull()));
+      unknown.push(await timed(async () => expect(await tokens.verify(`tw_${unknownId()}_${secret()}`)).toBeNull()));
+    }
+    // Before, a known id cost a scrypt (tens of ms) and an unknown one only a lookup: a ratio of 10 or more.
+    expect(median(known) / median(unknown)).toBeLessThan(3);
+  }, SLOW);
+
+  it('remembers a failure briefly: repeating a wrong token costs no second scrypt (same-run ratio)', async () => {
+    const tokens = server.taskwarden.services.tokens;
+    const knownId = good.split('_')[1]!;
+    const first: number[] = [];
+    const again: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      const wrong = `tw_${knownId}_${secret()}`;
+      first.push(await timed(() => tokens.verify(wrong)));
+      again.push(await timed(() => tokens.verify(wrong)));
+    }
+    expect(median(again) * 5).toBeLessThan(median(first));
+  }, SLOW);
+
+  it('refuses an address with RATE_LIMITED (HTTP 429, Retry-After; WebSocket 4429) past AUTH_FAILURES_PER_MINUTE failures', async () => {
+    expect((await viewer(server, good)).json.data.viewer.name).toBe('good');
+    // A request without a token is not a guess: a dashboard that has none yet is not locked out.
+    for (let i = 0; i < 8; i++) expect((await viewer(server)).status).toBe(401);
+    for (let i = 0; i < 5; i++) {
+      const wrong = await viewer(server, `tw_${randomUUID().slice(0, 12)}_${secret()}`);
+      expect(wrong.status).toBe(401);
+      expect(wrong.json.errors[0].extensions.code).toBe('UNAUTHENTICATED');
+    }
+    const response = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer tw_${'a'.repeat(12)}_${secret()}` },
+      body: JSON.stringify({ query: '{ viewer { name } }' }),
+    });
+    expect(response.status).toBe(429);
+    expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);
+    const body = await response.json();
+    expect(body.errors[0].extensions).toMatchObject({ code: 'RATE_LIMITED', retryAfterSeconds: expect.any(Number) });
+    expect(await connection(wsClient(server, `tw_${'b'.repeat(12)}_${secret()}`))).toBe(4429);
+    // A token this server verified lately still works from the same address.
+    expect((await viewer(server, good)).json.data.viewer.name).toBe('good');
+    const ws = wsClient(server, good);
+    expect(await connection(ws)).toBe('connected');
+    await ws.dispose();
+  }, SLOW);
+});

@@ -1,3 +1,4 @@
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { TaskwardenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { openPrincipal, type Principal } from './roles.js';
@@ -14,9 +15,11 @@ export type Access = ReturnType<typeof createAccess>;
  * has ever existed. It ends for good when the first token is created, and
  * nothing reopens it: revoking every token leaves a server that wants one.
  */
-export function createAccess({ tokens, log }: { tokens: TokenService; log: Logger }) {
+export function createAccess({ tokens, log, failuresPerMinute = 30 }: { tokens: TokenService; log: Logger; failuresPerMinute?: number }) {
   let open = false;
   let loopbackOnly = true;
+  // Failed authentications per client address: past the cap, guesses are refused before any scrypt work.
+  const failures = new RateLimiterMemory({ points: failuresPerMinute, duration: 60 });
 
   /** Whether a tokenless caller is let in: still open mode, and (on every instance) still no token ever made. */
   async function stillOpen(): Promise<boolean> {
@@ -25,18 +28,30 @@ export function createAccess({ tokens, log }: { tokens: TokenService; log: Logge
   }
 
   return {
-    async authenticate(authorization: unknown): Promise<Principal> {
+    /**
+     * `address` is the client's (the socket's remote address): failed attempts from it are counted,
+     * and past AUTH_FAILURES_PER_MINUTE it gets RATE_LIMITED until the minute is over, unless its
+     * token was verified lately (a fleet behind one address keeps working past one bad worker).
+     */
+    async authenticate(authorization: unknown, address?: string): Promise<Principal> {
       const bearer = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] : undefined;
-      if (authorization != null && authorization !== '' && !bearer) {
-        throw unauthenticated('Send the token as "Authorization: Bearer <token>".');
-      }
-      if (!bearer) {
+      if (!bearer && (authorization == null || authorization === '')) {
         if (await stillOpen()) return openPrincipal;
         throw unauthenticated('This server requires an API token: send "Authorization: Bearer <token>".');
       }
-      const principal = await tokens.verify(bearer);
-      if (!principal) throw unauthenticated('The API token is not valid: unknown, revoked or mistyped.');
-      return principal;
+      if (address && !(bearer && tokens.isVerified(bearer))) {
+        const state = await failures.get(address);
+        if (state && state.consumedPoints >= failuresPerMinute) {
+          const retryAfterSeconds = Math.max(1, Math.ceil(state.msBeforeNext / 1000));
+          throw new TaskwardenError('RATE_LIMITED', `Too many failed authentications from this address: try again in ${retryAfterSeconds} s.`, {
+            retryAfterSeconds,
+          });
+        }
+      }
+      const principal = bearer ? await tokens.verify(bearer) : null;
+      if (principal) return principal;
+      if (address) await failures.penalty(address, 1);
+      throw unauthenticated(bearer ? 'The API token is not valid: unknown, revoked or mistyped.' : 'Send the token as "Authorization: Bearer <token>".');
     },
 
     /**

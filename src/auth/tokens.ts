@@ -18,6 +18,11 @@ const scrypt = promisify(scryptCallback) as (secret: string, salt: string, keyle
 const SCRYPT_N = 2 ** 14;
 const VERIFIED_TTL_MS = 60_000;
 const TOKENS_EXIST_TTL_MS = 5_000;
+/** How long a bearer value that failed stays refused without a second look (nothing can make it valid later: ids are random). */
+const FAILED_TTL_MS = 10_000;
+const FAILED_MAX = 10_000;
+/** Hashed with in place of a missing token's salt, so an unknown id costs what a known one with a wrong secret does. */
+const DECOY_SALT = randomBytes(16).toString('base64url');
 const PREFIX = 'tw';
 
 /** A token as listed: never its secret. */
@@ -50,6 +55,7 @@ export const tokenName = (name: string) => {
 export function createTokenService({ prisma, clock, bus, envTokens = [] }: { prisma: PrismaClient; clock: Clock; bus: EventBus; envTokens?: EnvToken[] }) {
   const env = envTokens.map((token) => ({ ...token, digest: sha256(token.secret) }));
   const verified = new Map<string, { principal: Principal; until: number }>();
+  const failed = new Map<string, number>();
   let existence: { value: boolean; until: number } | undefined;
   let existed = false;
 
@@ -161,19 +167,34 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
       const cached = verified.get(key);
       if (cached && cached.until > Date.now()) return cached.principal;
       verified.delete(key);
+      if ((failed.get(key) ?? 0) > Date.now()) return null;
       const principal = await lookup(bearer);
       if (principal) verified.set(key, { principal, until: Date.now() + VERIFIED_TTL_MS });
+      else remember(key);
       return principal;
     },
+
+    /** Whether this bearer value was verified lately (so checking it again costs nothing). */
+    isVerified(bearer: string): boolean {
+      return (verified.get(sha256(bearer))?.until ?? 0) > Date.now();
+    },
   };
+
+  /** Failures are cached briefly, so repeating a wrong token costs no scrypt; bounded, oldest out first. */
+  function remember(key: string) {
+    failed.delete(key);
+    failed.set(key, Date.now() + FAILED_TTL_MS);
+    if (failed.size > FAILED_MAX) failed.delete(failed.keys().next().value!);
+  }
 
   async function lookup(bearer: string): Promise<Principal | null> {
     const match = new RegExp(`^${PREFIX}_([A-Za-z0-9_-]{12})_([A-Za-z0-9_-]{43})$`).exec(bearer);
     if (match) {
-      const row = await prisma.apiToken.findUnique({ where: { id: match[1]! } });
-      if (!row || row.revokedAt) return null;
-      const hash = await scrypt(match[2]!, row.salt, 32, { N: SCRYPT_N });
-      if (!timingSafeEqual(hash, Buffer.from(row.hash, 'base64url'))) return null;
+      const found = await prisma.apiToken.findUnique({ where: { id: match[1]! } });
+      const row = found && !found.revokedAt ? found : undefined;
+      // The same scrypt work whether or not the id exists: the time taken must not tell.
+      const hash = await scrypt(match[2]!, row?.salt ?? DECOY_SALT, 32, { N: SCRYPT_N });
+      if (!row || !timingSafeEqual(hash, Buffer.from(row.hash, 'base64url'))) return null;
       await prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: clock.now() } }).catch(() => {});
       return { name: row.name, role: row.role.toLowerCase() as Role, tokenId: row.id, source: 'database' };
     }

@@ -73,9 +73,11 @@ export function createApp({ services, log, metrics, limits, introspection, ready
     const socket = initial.socket as WebSocket | undefined;
     const principal =
       (initial.principal as Principal | undefined) ??
-      (await services.access.authenticate((initial.request as Request).headers.get('authorization')).catch((error: unknown) => {
-        throw asHttpError(error);
-      }));
+      (await services.access
+        .authenticate((initial.request as Request).headers.get('authorization'), (initial.req as IncomingMessage | undefined)?.socket.remoteAddress)
+        .catch((error: unknown) => {
+          throw asHttpError(error);
+        }));
     return {
       services,
       principal,
@@ -154,14 +156,19 @@ export function createApp({ services, log, metrics, limits, introspection, ready
       onConnect: async (ctx) => {
         const { socket } = ctx.extra;
         try {
-          const principal = await services.access.authenticate(ctx.connectionParams?.authorization);
+          const principal = await services.access.authenticate(ctx.connectionParams?.authorization, ctx.extra.request.socket.remoteAddress);
           const release = connections.add(principal, (reason) => socket.close(CloseCode.Unauthorized, reason));
           // Freed with the socket itself: graphql-ws's onClose waits until every subscription's return() settles.
           socket.once('close', release);
           return true;
         } catch (error) {
           const known = error instanceof TaskwardenError;
-          const code = known && error.code === 'LIMIT_EXCEEDED' ? CloseCode.Forbidden : CloseCode.Unauthorized;
+          const code =
+            known && error.code === 'LIMIT_EXCEEDED'
+              ? CloseCode.Forbidden
+              : known && error.code === 'RATE_LIMITED'
+                ? CloseCode.TooManyInitialisationRequests
+                : CloseCode.Unauthorized;
           socket.close(code, known ? error.message.slice(0, 120) : 'Unauthorized');
           return false;
         }
@@ -175,7 +182,7 @@ export function createApp({ services, log, metrics, limits, introspection, ready
         // that connected in open mode, or with a token revoked since, may not run anything more.
         let principal: Principal;
         try {
-          principal = await services.access.authenticate(ctx.connectionParams?.authorization);
+          principal = await services.access.authenticate(ctx.connectionParams?.authorization, ctx.extra.request.socket.remoteAddress);
         } catch (error) {
           const message = error instanceof TaskwardenError ? error.message : 'Unauthorized';
           ctx.extra.socket.close(CloseCode.Unauthorized, message.slice(0, 120));
@@ -278,12 +285,14 @@ function useRequestId(): Plugin {
 /** Refusals that have an HTTP status of their own (401, 429), with their code, instead of a generic 500 or 200. */
 function asHttpError(error: unknown): unknown {
   if (!(error instanceof TaskwardenError)) return error;
-  const http =
+  const http: { status: number; headers?: Record<string, string> } | undefined =
     error.code === 'UNAUTHENTICATED'
       ? { status: 401, headers: { 'www-authenticate': 'Bearer' } }
       : error.code === 'LIMIT_EXCEEDED'
         ? { status: 429 }
-        : undefined;
+        : error.code === 'RATE_LIMITED'
+          ? { status: 429, headers: { 'retry-after': String(error.details.retryAfterSeconds) } }
+          : undefined;
   return http ? new GraphQLError(error.message, { extensions: { code: error.code, ...error.details, http } }) : error;
 }
 

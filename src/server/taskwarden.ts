@@ -43,6 +43,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
     monitor: config.monitor,
     log,
     envTokens: config.envTokens,
+    authFailuresPerMinute: config.limits.authFailuresPerMinute,
     alerts: config.alerts,
     observe: metrics.observers,
   });

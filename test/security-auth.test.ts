@@ -402,3 +402,30 @@ describe('failed authentications', () => {
     await ws.dispose();
   }, SLOW);
 });
+
+describe('forged audit actors', () => {
+  it('refuses the history\'s own actor names as worker ids (BAD_USER_INPUT), over startTask and claimTask, and writes nothing', async () => {
+    const database = await openTestDatabase('pglite');
+    const server = await serverOn(database);
+    try {
+      const { token } = await server.taskwarden.services.tokens.create({ name: 'ci-runner', role: 'worker', createdBy: 'test' });
+      const id = (await post(server.url, { query: 'mutation { createTask(input: { name: "audited", kind: "audit" }) { id } }' }, bearer(token))).json.data.createTask.id;
+      for (const workerId of ['operator', 'monitor', 'api', 'cli', 'scheduler', 'Operator', ' monitor ']) {
+        for (const query of [
+          `mutation { startTask(id: "${id}", workerId: ${JSON.stringify(workerId)}) { leaseToken } }`,
+          `mutation { claimTask(workerId: ${JSON.stringify(workerId)}, kinds: ["audit"]) { leaseToken } }`,
+        ]) {
+          const { json } = await post(server.url, { query }, bearer(token));
+          expect(json.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'workerId' });
+        }
+      }
+      const { json } = await post(server.url, { query: `{ task(id: "${id}") { status events { type actor } } }` }, bearer(token));
+      expect(json.data.task).toEqual({ status: 'PENDING', events: [{ type: 'CREATED', actor: 'ci-runner' }] });
+      const started = await post(server.url, { query: `mutation { startTask(id: "${id}", workerId: "operator-7") { leaseToken } }` }, bearer(token));
+      expect(started.json.data.startTask.leaseToken).toEqual(expect.any(String));
+    } finally {
+      await server.stop();
+      await database.close();
+    }
+  }, SLOW);
+});

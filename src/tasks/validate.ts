@@ -1,4 +1,5 @@
 import { badInput } from '../errors.js';
+import { actors } from './model.js';
 
 /** Bounds on what a caller may store; each violation is a BAD_USER_INPUT naming the field. */
 export const limits = {
@@ -28,6 +29,20 @@ export function text(value: string, field: string, max: number, options: { allow
   if (!options.allowEmpty && value.trim() === '') throw badInput(field, 'must not be empty');
   if (value.length > max) throw badInput(field, `must be at most ${max} characters (got ${value.length})`);
   if (value.includes('\u0000')) throw badInput(field, 'must not contain NUL characters');
+  return value;
+}
+
+/**
+ * The names the history uses for changes that no worker made: a worker taking
+ * one would forge its entries (`actor: "operator"`). Refused in any case or spacing.
+ */
+export const reservedWorkerIds: readonly string[] = [...Object.values(actors), 'scheduler'];
+
+export function workerId(value: string): string {
+  text(value, 'workerId', limits.workerId);
+  if (reservedWorkerIds.includes(value.trim().toLowerCase())) {
+    throw badInput('workerId', `"${value}" is reserved for the history's own actors (${reservedWorkerIds.join(', ')}); choose another worker id`);
+  }
   return value;
 }
 

@@ -143,7 +143,7 @@ export const envSchema = z.object({
   MONITOR_ENABLED: boolean.default(true),
   MONITOR_INTERVAL: duration('30m').default(ms('15s')),
   HEARTBEAT_TIMEOUT: duration('2m').default(ms('2m')),
-  STALL_TIMEOUT: duration('60m').optional(),
+  STALL_TIMEOUT: duration('60m').default(ms('60m')),
   /** The old name of STALL_TIMEOUT, from when one timeout served both rules. */
   STUCK_TIMEOUT: duration('60m').optional(),
   MONITOR_ACTION: z.enum(stuckActions, { message: `expected one of ${stuckActions.join(', ')}` }).default('cancel'),
@@ -175,6 +175,7 @@ export const envSchema = z.object({
     .min(0, 'expected a port from 0 to 65535')
     .max(65535, 'expected a port from 0 to 65535')
     .optional(),
+  AUTH_FAILURES_PER_MINUTE: positiveInt(30).default(30),
   ALERT_WEBHOOK_URLS: webhookUrls.default([]),
   ALERT_CONFIG: alertConfigFile.optional(),
   ALERT_BURST_COUNT: positiveInt(5).default(5),
@@ -214,6 +215,8 @@ export interface Limits {
   /** Time a client has to send a request's headers, and the whole request, in milliseconds. */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
+  /** Failed authentications one client address may make per minute before it gets RATE_LIMITED. */
+  authFailuresPerMinute: number;
 }
 
 /** Which web pages may use the API, and under which host names (see docs/security.md). */
@@ -223,7 +226,6 @@ export interface BrowserAccess {
   /** Host names an open (tokenless) server answers to besides loopback ones: against DNS rebinding. */
   allowedHosts: string[];
 }
-
 
 /** A webhook alerts go to: optionally only some rules or task kinds; a plain JSON body or a Slack/Feishu text message. */
 export interface WebhookConfig {
@@ -300,7 +302,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       enabled: e.MONITOR_ENABLED,
       intervalMs: e.MONITOR_INTERVAL,
       heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT,
-      stallTimeoutMs: e.STALL_TIMEOUT ?? e.STUCK_TIMEOUT ?? ms('60m'),
+      // The old name applies only where the new one was not given.
+      stallTimeoutMs: present.STALL_TIMEOUT === undefined && e.STUCK_TIMEOUT !== undefined ? e.STUCK_TIMEOUT : e.STALL_TIMEOUT,
       action: e.MONITOR_ACTION,
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
@@ -321,6 +324,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       connectionsPerAddress: e.MAX_CONNECTIONS_PER_ADDRESS,
       headersTimeoutMs: e.HEADERS_TIMEOUT,
       requestTimeoutMs: e.REQUEST_TIMEOUT,
+      authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
     },
     browser: { corsOrigins: e.CORS_ORIGINS, allowedHosts: e.ALLOWED_HOSTS },
     metricsPort: e.METRICS_PORT,
@@ -334,7 +338,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retryBaseMs: e.ALERT_RETRY_BASE,
       pollIntervalMs: e.ALERT_POLL_INTERVAL,
     },
-    warnings: e.STUCK_TIMEOUT === undefined ? [] : [stuckTimeoutWarning(e.STALL_TIMEOUT !== undefined)],
+    warnings: e.STUCK_TIMEOUT === undefined ? [] : [stuckTimeoutWarning(present.STALL_TIMEOUT !== undefined)],
   };
 }
 

@@ -18,7 +18,9 @@ export type ErrorCode =
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
   | 'LIMIT_EXCEEDED'
-  | 'ALREADY_EXISTS';
+  | 'ALREADY_EXISTS'
+  | 'LAST_ADMIN_TOKEN'
+  | 'RATE_LIMITED';
 
 export class TaskwardenError extends Error {
   override readonly name = 'TaskwardenError';

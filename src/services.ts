@@ -38,6 +38,8 @@ export function createServices(deps: {
   monitor: MonitorSettings;
   log: Logger;
   envTokens?: EnvToken[];
+  /** Failed authentications per client address per minute (AUTH_FAILURES_PER_MINUTE). */
+  authFailuresPerMinute?: number;
   alerts?: AlertSettings;
   observe?: Observers;
 }): Services {
@@ -63,7 +65,7 @@ export function createServices(deps: {
     live: createLiveService({ prisma, bus, tasks, feed }),
     monitor,
     tokens,
-    access: createAccess({ tokens, log }),
+    access: createAccess({ tokens, log, failuresPerMinute: deps.authFailuresPerMinute }),
     alerts,
   };
 }

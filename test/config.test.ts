@@ -28,6 +28,7 @@ describe('configuration', () => {
         connectionsPerToken: 200,
         subscriptionBuffer: 1000,
         connectionsPerAddress: 500,
+        authFailuresPerMinute: 30,
         headersTimeoutMs: 20_000,
         requestTimeoutMs: 60_000,
       },

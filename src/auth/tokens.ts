@@ -18,6 +18,11 @@ const scrypt = promisify(scryptCallback) as (secret: string, salt: string, keyle
 const SCRYPT_N = 2 ** 14;
 const VERIFIED_TTL_MS = 60_000;
 const TOKENS_EXIST_TTL_MS = 5_000;
+/** How long a bearer value that failed stays refused without a second look (nothing can make it valid later: ids are random). */
+const FAILED_TTL_MS = 10_000;
+const FAILED_MAX = 10_000;
+/** Hashed with in place of a missing token's salt, so an unknown id costs what a known one with a wrong secret does. */
+const DECOY_SALT = randomBytes(16).toString('base64url');
 const PREFIX = 'tw';
 
 /** A token as listed: never its secret. */
@@ -50,7 +55,9 @@ export const tokenName = (name: string) => {
 export function createTokenService({ prisma, clock, bus, envTokens = [] }: { prisma: PrismaClient; clock: Clock; bus: EventBus; envTokens?: EnvToken[] }) {
   const env = envTokens.map((token) => ({ ...token, digest: sha256(token.secret) }));
   const verified = new Map<string, { principal: Principal; until: number }>();
+  const failed = new Map<string, number>();
   let existence: { value: boolean; until: number } | undefined;
+  let existed = false;
 
   const toInfo = (row: { name: string; role: TokenRole; createdAt: Date; createdBy: string; lastUsedAt: Date | null; revokedAt: Date | null }): TokenInfo => ({
     name: row.name,
@@ -80,6 +87,17 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
       return value;
     },
 
+    /**
+     * Whether a token was ever made, revoked ones included (and TASKWARDEN_TOKENS): once one was, the
+     * server never reopens. Asked on every tokenless request in open mode, so not cached while false:
+     * a token made on another instance closes this one at its next request, bus or no bus.
+     */
+    async everExisted(): Promise<boolean> {
+      if (env.length > 0 || existed) return true;
+      existed = (await prisma.apiToken.count()) > 0;
+      return existed;
+    },
+
     /** Creates a token; the secret is in the returned string only and cannot be read again. */
     async create(input: { name: string; role: string; createdBy: string }): Promise<{ token: string; info: TokenInfo }> {
       const name = tokenName(input.name);
@@ -101,6 +119,7 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
         });
       });
       existence = undefined;
+      existed = true;
       bus.publish('token:changed', { tokenId: null, name });
       return { token: `${PREFIX}_${id}_${secret}`, info: toInfo(row) };
     },
@@ -111,19 +130,35 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
       return [...fromEnv, ...rows.map(toInfo)];
     },
 
-    /** Revokes the live token of that name; its open subscriptions are closed (see server/connections.ts). */
-    async revoke(name: string, revokedBy: string): Promise<{ info: TokenInfo; tokenId: string }> {
+    /**
+     * Revokes the live token of that name; its open subscriptions are closed (see server/connections.ts).
+     * With `keepAnAdmin`, refuses (LAST_ADMIN_TOKEN) to revoke the last live admin token.
+     */
+    async revoke(name: string, revokedBy: string, { keepAnAdmin = false }: { keepAnAdmin?: boolean } = {}): Promise<{ info: TokenInfo; tokenId: string }> {
       tokenName(name);
       if (env.some((t) => t.name === name)) {
         throw new TaskwardenError('INVALID_TRANSITION', `${name} comes from TASKWARDEN_TOKENS: remove it there and restart.`);
       }
-      const live = await prisma.apiToken.findFirst({ where: { name, revokedAt: null } });
-      if (!live) throw new TaskwardenError('NOT_FOUND', `No live token is named ${name}.`);
-      const row = await prisma.apiToken.update({ where: { id: live.id }, data: { revokedAt: clock.now(), revokedBy } });
-      for (const [key, entry] of verified) if (entry.principal.tokenId === live.id) verified.delete(key);
+      const row = await prisma.$transaction(async (tx) => {
+        // The same lock as create: two revocations at once must not each leave the other's admin as "the last one".
+        await tx.$queryRaw`SELECT pg_advisory_xact_lock(${0x70ce_7015})::text`;
+        const live = await tx.apiToken.findFirst({ where: { name, revokedAt: null } });
+        if (!live) throw new TaskwardenError('NOT_FOUND', `No live token is named ${name}.`);
+        if (keepAnAdmin && live.role === 'ADMIN' && !env.some((t) => t.role === 'admin')) {
+          const admins = await tx.apiToken.count({ where: { role: 'ADMIN', revokedAt: null } });
+          if (admins <= 1) {
+            throw new TaskwardenError(
+              'LAST_ADMIN_TOKEN',
+              `${name} is the last admin token, and this server listens beyond loopback: without it nobody could manage tokens. Create another admin token first.`,
+            );
+          }
+        }
+        return tx.apiToken.update({ where: { id: live.id }, data: { revokedAt: clock.now(), revokedBy } });
+      });
+      for (const [key, entry] of verified) if (entry.principal.tokenId === row.id) verified.delete(key);
       existence = undefined;
-      bus.publish('token:changed', { tokenId: live.id, name });
-      return { info: toInfo(row), tokenId: live.id };
+      bus.publish('token:changed', { tokenId: row.id, name });
+      return { info: toInfo(row), tokenId: row.id };
     },
 
     /** The principal a bearer token stands for, or null when it is not a live token. */
@@ -132,19 +167,34 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
       const cached = verified.get(key);
       if (cached && cached.until > Date.now()) return cached.principal;
       verified.delete(key);
+      if ((failed.get(key) ?? 0) > Date.now()) return null;
       const principal = await lookup(bearer);
       if (principal) verified.set(key, { principal, until: Date.now() + VERIFIED_TTL_MS });
+      else remember(key);
       return principal;
     },
+
+    /** Whether this bearer value was verified lately (so checking it again costs nothing). */
+    isVerified(bearer: string): boolean {
+      return (verified.get(sha256(bearer))?.until ?? 0) > Date.now();
+    },
   };
+
+  /** Failures are cached briefly, so repeating a wrong token costs no scrypt; bounded, oldest out first. */
+  function remember(key: string) {
+    failed.delete(key);
+    failed.set(key, Date.now() + FAILED_TTL_MS);
+    if (failed.size > FAILED_MAX) failed.delete(failed.keys().next().value!);
+  }
 
   async function lookup(bearer: string): Promise<Principal | null> {
     const match = new RegExp(`^${PREFIX}_([A-Za-z0-9_-]{12})_([A-Za-z0-9_-]{43})$`).exec(bearer);
     if (match) {
-      const row = await prisma.apiToken.findUnique({ where: { id: match[1]! } });
-      if (!row || row.revokedAt) return null;
-      const hash = await scrypt(match[2]!, row.salt, 32, { N: SCRYPT_N });
-      if (!timingSafeEqual(hash, Buffer.from(row.hash, 'base64url'))) return null;
+      const found = await prisma.apiToken.findUnique({ where: { id: match[1]! } });
+      const row = found && !found.revokedAt ? found : undefined;
+      // The same scrypt work whether or not the id exists: the time taken must not tell.
+      const hash = await scrypt(match[2]!, row?.salt ?? DECOY_SALT, 32, { N: SCRYPT_N });
+      if (!row || !timingSafeEqual(hash, Buffer.from(row.hash, 'base64url'))) return null;
       await prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: clock.now() } }).catch(() => {});
       return { name: row.name, role: row.role.toLowerCase() as Role, tokenId: row.id, source: 'database' };
     }

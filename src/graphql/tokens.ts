@@ -32,7 +32,7 @@ const ViewerRef = builder.objectRef<{ name: string; role: (typeof roles)[number]
   fields: (t) => ({
     name: t.exposeString('name'),
     role: t.expose('role', { type: TokenRoleEnum }),
-    open: t.exposeBoolean('open', { description: 'True when no token exists and the loopback-only server lets everyone in.' }),
+    open: t.exposeBoolean('open', { description: 'True in open mode: a loopback-only server where no token was ever made lets everyone in.' }),
   }),
 });
 
@@ -60,8 +60,9 @@ builder.mutationFields((t) => ({
   revokeApiToken: t.field({
     authScopes: { admin: true },
     type: ApiTokenRef,
-    description: "Revokes the live token of that name; its open subscriptions are closed at once.",
+    description:
+      'Revokes the live token of that name; its open subscriptions are closed at once. On a server that listens beyond loopback, the last admin token cannot be revoked (LAST_ADMIN_TOKEN).',
     args: { name: t.arg.string({ required: true }) },
-    resolve: async (_root, args, ctx) => (await ctx.services.tokens.revoke(args.name, ctx.principal.name)).info,
+    resolve: async (_root, args, ctx) => (await ctx.services.access.revokeToken(args.name, ctx.principal.name)).info,
   }),
 }));

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { matchedRoutes } from 'hono/route';
@@ -50,7 +51,7 @@ export function createRestApi({ services, log, onCall }: RestApiOptions): RestAp
     onCall?.({ method: c.req.method, route: routeTemplate(c), status: c.res.status, seconds: (performance.now() - started) / 1000 });
   });
   api.use('*', async (c, next) => {
-    c.set('principal', await services.access.authenticate(c.req.header('authorization') ?? null));
+    c.set('principal', await services.access.authenticate(c.req.header('authorization') ?? null, c.env?.address));
     await next();
   });
   api.onError((error) => answer(restError(error, restLog)));
@@ -94,9 +95,10 @@ export function createRestApi({ services, log, onCall }: RestApiOptions): RestAp
 export function useRestApi(options: RestApiOptions): Plugin {
   const api = createRestApi(options);
   return {
-    onRequest({ request, url, endResponse }) {
+    onRequest({ request, url, serverContext, endResponse }) {
       if (url.pathname !== REST_PREFIX && !url.pathname.startsWith(`${REST_PREFIX}/`)) return;
-      return Promise.resolve(api.fetch(request)).then(endResponse);
+      const address = (serverContext as { req?: IncomingMessage }).req?.socket.remoteAddress;
+      return Promise.resolve(api.fetch(request, { address })).then(endResponse);
     },
   };
 }

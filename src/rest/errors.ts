@@ -15,7 +15,9 @@ const httpStatus: Record<ErrorCode, number> = {
   TASK_NOT_TERMINAL: 409,
   LEASE_MISMATCH: 409,
   ALREADY_EXISTS: 409,
+  LAST_ADMIN_TOKEN: 409,
   LIMIT_EXCEEDED: 429,
+  RATE_LIMITED: 429,
   SUBSCRIPTION_OVERFLOW: 503,
   STALE_CURSOR: 410,
   CONFIG_INVALID: 500,
@@ -51,7 +53,12 @@ export function restError(error: unknown, log: Logger): RestError {
           ...(typeof status === 'string' ? { status: status.toLowerCase() as NonNullable<ErrorBody['error']['status']> } : {}),
         },
       },
-      headers: error.code === 'UNAUTHENTICATED' ? { 'www-authenticate': 'Bearer' } : {},
+      headers:
+        error.code === 'UNAUTHENTICATED'
+          ? { 'www-authenticate': 'Bearer' }
+          : error.code === 'RATE_LIMITED'
+            ? { 'retry-after': String(error.details.retryAfterSeconds) }
+            : {},
     };
   }
   log.error({ err: error }, 'REST call failed unexpectedly');

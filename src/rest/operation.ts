@@ -8,7 +8,8 @@ import { ErrorBody } from './schemas.js';
 /** Where the REST API lives: the seed's paths, so its scripts and cron jobs keep working. */
 export const REST_PREFIX = '/api/v1';
 
-export type RestEnv = { Variables: { principal: Principal } };
+/** `address`: the client's, for counting failed authentications (see auth/access.ts). */
+export type RestEnv = { Variables: { principal: Principal }; Bindings: { address?: string } };
 export type RestApp = OpenAPIHono<RestEnv>;
 
 const errorResponses = {

@@ -69,8 +69,6 @@ export interface App {
 type SocketExtra = {
   request: IncomingMessage;
   socket: WebSocket;
-  principal?: Principal;
-  release?: () => void;
 };
 
 /** The HTTP and WebSocket front of the API. Owns no data: services and the database are the caller's. */
@@ -80,8 +78,8 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
   const guard = createBrowserAccess(browser ?? { corsOrigins: [], allowedHosts: [] });
 
   /** Who is calling; an open (tokenless) server answers only to the host names it may be reached by. */
-  const authenticate = async (authorization: unknown, headers: Headers | IncomingMessage['headers']): Promise<Principal> => {
-    const principal = await services.access.authenticate(authorization);
+  const authenticate = async (authorization: unknown, headers: Headers | IncomingMessage['headers'], address: string | undefined): Promise<Principal> => {
+    const principal = await services.access.authenticate(authorization, address);
     if (principal.source === 'open' && !guard.openHostAllowed(headers)) {
       throw new TaskwardenError(
         'FORBIDDEN',
@@ -99,9 +97,11 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
     const principal =
       (initial.principal as Principal | undefined) ??
       admitted.get(request) ??
-      (await authenticate(request.headers.get('authorization'), request.headers).catch((error: unknown) => {
-        throw asHttpError(error);
-      }));
+      (await authenticate(request.headers.get('authorization'), request.headers, (initial.req as IncomingMessage | undefined)?.socket.remoteAddress).catch(
+        (error: unknown) => {
+          throw asHttpError(error);
+        },
+      ));
     return {
       services,
       principal,
@@ -112,7 +112,12 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
         if (socket) return source;
         let release = () => {};
         const { iterator, end } = endable(source, () => release());
-        release = connections.add(principal, (reason) => end(unauthenticated(reason)));
+        try {
+          release = connections.add(principal, (reason) => end(unauthenticated(reason)));
+        } catch (error) {
+          void iterator.return?.();
+          throw asHttpError(error);
+        }
         return iterator;
       },
     };
@@ -169,7 +174,7 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
    */
   function useAdmission(): Plugin {
     return {
-      async onRequest({ request, url, endResponse }) {
+      async onRequest({ request, url, endResponse, serverContext }) {
         const rest = url.pathname === REST_PREFIX || url.pathname.startsWith(`${REST_PREFIX}/`);
         if (url.pathname !== GRAPHQL_PATH && url.pathname !== METRICS_PATH && !rest) return;
         const refuse = (status: number, code: string, message: string, headers: Record<string, string> = {}) => {
@@ -189,11 +194,17 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
         if (rest && request.headers.get('authorization')) return;
         let principal: Principal;
         try {
-          principal = await authenticate(request.headers.get('authorization'), request.headers);
+          principal = await authenticate(request.headers.get('authorization'), request.headers, (serverContext as { req?: IncomingMessage }).req?.socket.remoteAddress);
         } catch (error) {
           if (!(error instanceof TaskwardenError)) throw error;
-          const status = { UNAUTHENTICATED: 401, FORBIDDEN: 403, LIMIT_EXCEEDED: 429 }[error.code as string] ?? 400;
-          return endResponse(refuse(status, error.code, error.message, status === 401 ? { 'www-authenticate': 'Bearer' } : {}));
+          const status = { UNAUTHENTICATED: 401, FORBIDDEN: 403, LIMIT_EXCEEDED: 429, RATE_LIMITED: 429 }[error.code as string] ?? 400;
+          const headers: Record<string, string> =
+            status === 401
+              ? { 'www-authenticate': 'Bearer' }
+              : error.code === 'RATE_LIMITED'
+                ? { 'retry-after': String(error.details.retryAfterSeconds) }
+                : {};
+          return endResponse(refuse(status, error.code, error.message, headers));
         }
         if (url.pathname === GRAPHQL_PATH) {
           admitted.set(request, principal);
@@ -233,28 +244,43 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
       onConnect: async (ctx) => {
         const { socket } = ctx.extra;
         try {
-          const principal = await authenticate(ctx.connectionParams?.authorization, ctx.extra.request.headers);
-          ctx.extra.principal = principal;
-          ctx.extra.release = connections.add(principal, (reason) => socket.close(CloseCode.Unauthorized, reason));
+          const principal = await authenticate(ctx.connectionParams?.authorization, ctx.extra.request.headers, ctx.extra.request.socket.remoteAddress);
+          const release = connections.add(principal, (reason) => socket.close(CloseCode.Unauthorized, reason));
+          // Freed with the socket itself: graphql-ws's onClose waits until every subscription's return() settles.
+          socket.once('close', release);
           return true;
         } catch (error) {
           const known = error instanceof TaskwardenError;
-          const code = known && (error.code === 'LIMIT_EXCEEDED' || error.code === 'FORBIDDEN') ? CloseCode.Forbidden : CloseCode.Unauthorized;
+          const code =
+            known && (error.code === 'LIMIT_EXCEEDED' || error.code === 'FORBIDDEN')
+              ? CloseCode.Forbidden
+              : known && error.code === 'RATE_LIMITED'
+                ? CloseCode.TooManyInitialisationRequests
+                : CloseCode.Unauthorized;
           socket.close(code, known ? error.message.slice(0, 120) : 'Unauthorized');
           return false;
         }
       },
-      onClose: (ctx) => ctx.extra.release?.(),
       onSubscribe: async (ctx, _id, payload) => {
         // graphql-ws has already counted this one in ctx.subscriptions.
         if (Object.keys(ctx.subscriptions).length > limits.subscriptionsPerConnection) {
           return [new GraphQLError(`At most ${limits.subscriptionsPerConnection} subscriptions per connection.`, { extensions: { code: 'LIMIT_EXCEEDED' } })];
         }
+        // Who the socket stands for is checked again for each operation (cached, so cheap): a socket
+        // that connected in open mode, or with a token revoked since, may not run anything more.
+        let principal: Principal;
+        try {
+          principal = await authenticate(ctx.connectionParams?.authorization, ctx.extra.request.headers, ctx.extra.request.socket.remoteAddress);
+        } catch (error) {
+          const message = error instanceof TaskwardenError ? error.message : 'Unauthorized';
+          ctx.extra.socket.close(CloseCode.Unauthorized, message.slice(0, 120));
+          return [maskError(error, 'Unauthorized') as GraphQLError];
+        }
         const enveloped = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
-          principal: ctx.extra.principal,
+          principal,
           params: payload,
         });
         let document;
@@ -279,10 +305,14 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
     sockets,
   );
 
-  // A revoked token loses its live connections at once, on every instance.
+  // A revoked token loses its live connections at once, on every instance; so do the
+  // tokenless (open-mode) ones when the first token is made, since that ends open mode.
   const revocations = services.bus.subscribe('token:changed');
   void (async () => {
-    for await (const change of revocations) if (change.tokenId) connections.closeAll(change.tokenId, 'token revoked');
+    for await (const change of revocations) {
+      if (change.tokenId) connections.closeAll(change.tokenId, 'token revoked');
+      else connections.closeAll(null, 'a token now exists: reconnect with one');
+    }
   })();
 
   return {
@@ -340,14 +370,18 @@ function useRequestId(): Plugin {
   };
 }
 
-/** An authentication failure as HTTP 401, with its code, before any execution. */
+/** Refusals that have an HTTP status of their own (401, 429), with their code, instead of a generic 500 or 200. */
 function asHttpError(error: unknown): unknown {
-  if (error instanceof TaskwardenError && error.code === 'UNAUTHENTICATED') {
-    return new GraphQLError(error.message, {
-      extensions: { code: error.code, http: { status: 401, headers: { 'www-authenticate': 'Bearer' } } },
-    });
-  }
-  return error;
+  if (!(error instanceof TaskwardenError)) return error;
+  const http: { status: number; headers?: Record<string, string> } | undefined =
+    error.code === 'UNAUTHENTICATED'
+      ? { status: 401, headers: { 'www-authenticate': 'Bearer' } }
+      : error.code === 'LIMIT_EXCEEDED'
+        ? { status: 429 }
+        : error.code === 'RATE_LIMITED'
+          ? { status: 429, headers: { 'retry-after': String(error.details.retryAfterSeconds) } }
+          : undefined;
+  return http ? new GraphQLError(error.message, { extensions: { code: error.code, ...error.details, http } }) : error;
 }
 
 // Everything else is the dashboard's (GET and HEAD; other methods get yoga's 404).

@@ -6,7 +6,7 @@ export type ConnectionRegistry = ReturnType<typeof createConnectionRegistry>;
 /**
  * Live connections (graphql-ws sockets, SSE subscription streams) per
  * principal: caps how many one token may hold, and closes them all when
- * that token is revoked.
+ * that token is revoked (or, for open-mode ones, when the first token is made).
  */
 export function createConnectionRegistry({ maxPerPrincipal }: { maxPerPrincipal: number }) {
   const byPrincipal = new Map<string, Set<(reason: string) => void>>();
@@ -27,8 +27,9 @@ export function createConnectionRegistry({ maxPerPrincipal }: { maxPerPrincipal:
         if (set.size === 0 && byPrincipal.get(key) === set) byPrincipal.delete(key);
       };
     },
-    closeAll(tokenId: string, reason: string) {
-      for (const close of [...(byPrincipal.get(tokenId) ?? [])]) close(reason);
+    /** Closes every connection of a token; `null` for the open-mode ones (tokenless, when no token existed). */
+    closeAll(tokenId: string | null, reason: string) {
+      for (const close of [...(byPrincipal.get(tokenId ?? 'open') ?? [])]) close(reason);
     },
     get size() {
       let n = 0;

@@ -47,6 +47,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
     monitor: config.monitor,
     log,
     envTokens: config.envTokens,
+    authFailuresPerMinute: config.limits.authFailuresPerMinute,
     alerts: config.alerts,
     observe: metrics.observers,
   });
@@ -65,7 +66,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
   let tokensRequired: boolean;
   let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   try {
-    tokensRequired = await services.access.assertSafeToListen(config.host);
+    tokensRequired = await services.access.decideMode(config.host);
     url = await app.start(config.port, config.host);
     if (config.metricsPort !== undefined) metricsServer = await serveMetrics(metrics.registry, config.metricsPort, config.host);
   } catch (error) {

@@ -162,7 +162,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
     /** PENDING -> RUNNING for one task, minting a new lease. */
     async start(id: string, workerId: string): Promise<TaskLease> {
       valid.taskId(id);
-      valid.text(workerId, 'workerId', valid.limits.workerId);
+      valid.workerId(workerId);
       const now = clock.now();
       const leaseToken = mintLease();
       const change = await write(
@@ -177,7 +177,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
 
     /** Starts the oldest pending task of the given kinds, or returns null when none is pending. */
     async claim(workerId: string, kinds?: readonly string[] | null): Promise<TaskLease | null> {
-      valid.text(workerId, 'workerId', valid.limits.workerId);
+      valid.workerId(workerId);
       const only = valid.kinds(kinds);
       if (only?.length === 0) return null;
       const now = clock.now();

@@ -1,4 +1,5 @@
 import { badInput } from '../errors.js';
+import { actors } from './model.js';
 
 /** Bounds on what a caller may store; each violation is a BAD_USER_INPUT naming the field. */
 export const limits = {
@@ -46,6 +47,20 @@ export function text(value: string, field: string, max: number, options: { allow
   const unsafe = (options.multiline ? freeTextUnsafe : labelUnsafe).exec(value)?.[0];
   if (unsafe !== undefined) throw badInput(field, `must not contain control or bidi-override characters (found ${codePoint(unsafe)})`);
   if (loneSurrogate.test(value)) throw badInput(field, 'must be well-formed Unicode (found a lone surrogate)');
+  return value;
+}
+
+/**
+ * The names the history uses for changes that no worker made: a worker taking
+ * one would forge its entries (`actor: "operator"`). Refused in any case or spacing.
+ */
+export const reservedWorkerIds: readonly string[] = [...Object.values(actors), 'scheduler'];
+
+export function workerId(value: string): string {
+  text(value, 'workerId', limits.workerId);
+  if (reservedWorkerIds.includes(value.trim().toLowerCase())) {
+    throw badInput('workerId', `"${value}" is reserved for the history's own actors (${reservedWorkerIds.join(', ')}); choose another worker id`);
+  }
   return value;
 }
 

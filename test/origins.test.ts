@@ -112,6 +112,11 @@ describe('browser origins and host names, open (tokenless) mode', () => {
     const foreign = await raw(rest, { headers: { origin: 'https://evil.example' } });
     expect(foreign.status).toBe(403);
     expect(foreign.json.error.code).toBe('FORBIDDEN');
+    // The seed's POSTs carry no body, so a page of another site could send them without a preflight.
+    const cleanup = server.url.replace(/\/graphql$/, '/api/v1/tasks/monitor/cleanup?timeout_minutes=1&auto_fix=true');
+    const forged = await raw(cleanup, { method: 'POST', headers: { origin: 'https://evil.example' } });
+    expect(forged.status).toBe(403);
+    expect(forged.json.error.code).toBe('FORBIDDEN');
   });
 
   it('sends no CORS headers by default, not even to a preflight', async () => {

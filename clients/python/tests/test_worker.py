@@ -106,6 +106,24 @@ class HeartbeatTest(ServerTest):
         self.until_status(task["id"], "COMPLETED")
         self.assertNotIn("NO_HEARTBEAT", [e["reason"] for e in self.events(task["id"], "STUCK")])
 
+    def test_beats_at_the_rate_the_lease_asks_for(self):
+        # No heartbeat_interval: a task with a 1.5 s heartbeat timeout gets a lease that asks for a beat
+        # every 0.5 s. At the fallback rate (10 s) the monitor would call it NO_HEARTBEAT within 2 s.
+        task = self.create("lease rate", heartbeat_timeout_seconds=1.5)
+        release = threading.Event()
+        self.worker(lambda task, ctx: release.wait())
+        running = self.until_status(task["id"], "RUNNING")
+        beats = set()
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            beats.add(self.task(task["id"])["lastHeartbeatAt"])
+            time.sleep(0.1)
+        release.set()
+        self.until_status(task["id"], "COMPLETED")
+        self.assertNotIn("NO_HEARTBEAT", [e["reason"] for e in self.events(task["id"], "STUCK")])
+        # About eight beats in four seconds; the fallback rate would give none after the claim's.
+        self.assertGreaterEqual(len(beats - {running["lastHeartbeatAt"]}), 4, sorted(b for b in beats if b))
+
 
 class CancellationTest(ServerTest):
     HEARTBEAT = 0.5

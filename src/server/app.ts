@@ -177,9 +177,11 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
       async onRequest({ request, url, endResponse, serverContext }) {
         const rest = url.pathname === REST_PREFIX || url.pathname.startsWith(`${REST_PREFIX}/`);
         if (url.pathname !== GRAPHQL_PATH && url.pathname !== METRICS_PATH && !rest) return;
-        const refuse = (status: number, code: string, message: string, headers: Record<string, string> = {}) => {
+        const refuse = (status: number, code: string, message: string, headers: Record<string, string> = {}, details: Record<string, unknown> = {}) => {
           const requestId = requestContext.getStore()?.requestId;
-          const body = rest ? { error: { code, message, request_id: requestId } } : { errors: [{ message, extensions: { code, requestId } }] };
+          const body = rest
+            ? { error: { code, message, request_id: requestId } }
+            : { errors: [{ message, extensions: { code, ...details, requestId } }] };
           return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
         };
         if (!guard.originAllowed(request.headers)) {
@@ -204,7 +206,7 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
               : error.code === 'RATE_LIMITED'
                 ? { 'retry-after': String(error.details.retryAfterSeconds) }
                 : {};
-          return endResponse(refuse(status, error.code, error.message, headers));
+          return endResponse(refuse(status, error.code, error.message, headers, error.details));
         }
         if (url.pathname === GRAPHQL_PATH) {
           admitted.set(request, principal);

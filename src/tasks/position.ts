@@ -24,6 +24,8 @@ const CURSOR = /^(\d{1,19})\.(\d{1,19})$/;
 export function parseCursor(text: string, field = 'afterEventId'): EventPosition {
   const match = CURSOR.exec(text);
   if (match) return { xact: BigInt(match[1]!), id: BigInt(match[2]!) };
+  // "After event 0" meant "from the beginning" in every version, so it still does.
+  if (text === '0') return origin;
   if (/^\d{1,19}$/.test(text)) {
     // A plain event id, from a server before cursors followed the commit order: where it stood
     // in the order the client saw is unknown, so resuming from it could skip entries.

@@ -182,7 +182,9 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
           const body = rest
             ? { error: { code, message, request_id: requestId } }
             : { errors: [{ message, extensions: { code, ...details, requestId } }] };
-          return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
+          // The REST API's own errors say plain application/json (its OpenAPI document does too).
+          const contentType = rest ? 'application/json' : 'application/json; charset=utf-8';
+          return new Response(JSON.stringify(body), { status, headers: { 'content-type': contentType, ...headers } });
         };
         if (!guard.originAllowed(request.headers)) {
           return endResponse(

@@ -15,6 +15,7 @@ const change = (id: number): TaskChange => ({
     progress: id,
     message: null,
     actor: 'w',
+    tokenName: 'ci-runner',
     reason: null,
     attempt: 1,
     at: new Date('2026-03-01T09:30:00.123Z'),

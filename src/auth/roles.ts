@@ -36,5 +36,8 @@ export interface Principal {
 
 export const openPrincipal: Principal = { name: 'local', role: 'admin', tokenId: null, source: 'open' };
 
+/** The API token behind this caller (its name), recorded beside every history entry it writes; none in open mode. */
+export const tokenNameOf = (principal: Principal): string | null => (principal.source === 'open' ? null : principal.name);
+
 /** The name recorded in a task's history for this caller's operator actions: the token's name; none (so "operator") when the server is open. */
-export const actorOf = (principal: Principal): string | undefined => (principal.source === 'open' ? undefined : principal.name);
+export const actorOf = (principal: Principal): string | undefined => tokenNameOf(principal) ?? undefined;

@@ -12,6 +12,8 @@ export interface Context {
    * the token's name; unset (so "operator") when the server is open.
    */
   actor?: string;
+  /** The API token behind this caller (its name), recorded beside every history entry it writes; null in open mode. */
+  tokenName: string | null;
   /** Puts a subscription under the connection limits and revocation (for SSE; a WebSocket is registered when it connects). */
   live<T>(source: AsyncIterable<T>): AsyncIterable<T>;
   /**

@@ -129,6 +129,7 @@ builder.mutationFields((t) => ({
         autoFix: args.autoFix,
         action: args.action,
         actor: ctx.actor,
+        tokenName: ctx.tokenName,
       }),
   }),
   runMonitorSweep: t.field({

@@ -26,6 +26,11 @@ TaskEventRef.implement({
     progress: t.exposeFloat('progress', { nullable: true }),
     message: t.exposeString('message', { nullable: true }),
     actor: t.exposeString('actor', { description: 'A worker id, "monitor", "operator", "api", or a token name.' }),
+    tokenName: t.exposeString('tokenName', {
+      nullable: true,
+      description:
+        'The API token that made this change (its name); null in open mode and for the monitor or the CLI on the database. A worker chooses its own worker id (the actor of its transitions); it cannot choose this.',
+    }),
     reason: t.exposeString('reason', { nullable: true, description: 'Why: a stuck reason, an operator note, the first line of an error.' }),
     attempt: t.exposeInt('attempt'),
     at: t.expose('at', { type: 'DateTime' }),

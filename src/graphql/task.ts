@@ -159,14 +159,14 @@ builder.mutationFields((t) => ({
     authScopes: { submit: true },
     type: TaskRef,
     args: { input: t.arg({ type: CreateTaskInput, required: true }) },
-    resolve: (_root, { input }, ctx) => ctx.services.tasks.create(input, ctx.actor),
+    resolve: (_root, { input }, ctx) => ctx.services.tasks.create(input, ctx.actor, ctx.tokenName),
   }),
   startTask: t.field({
     authScopes: { work: true },
     type: TaskLeaseRef,
     description: 'PENDING -> RUNNING for this task, with a new lease.',
     args: { id: t.arg.id({ required: true }), workerId: t.arg.string({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.services.tasks.start(String(args.id), args.workerId),
+    resolve: (_root, args, ctx) => ctx.services.tasks.start(String(args.id), args.workerId, ctx.tokenName),
   }),
   claimTask: t.field({
     authScopes: { work: true },
@@ -174,7 +174,7 @@ builder.mutationFields((t) => ({
     nullable: true,
     description: 'Starts the oldest pending task (of these kinds), with a new lease; null when none is pending.',
     args: { workerId: t.arg.string({ required: true }), kinds: t.arg.stringList() },
-    resolve: (_root, args, ctx) => ctx.services.tasks.claim(args.workerId, args.kinds),
+    resolve: (_root, args, ctx) => ctx.services.tasks.claim(args.workerId, args.kinds, ctx.tokenName),
   }),
   reportProgress: t.field({
     authScopes: { work: true },
@@ -187,35 +187,35 @@ builder.mutationFields((t) => ({
       message: t.arg.string(),
     },
     resolve: (_root, args, ctx) =>
-      ctx.services.tasks.reportProgress(String(args.id), args.leaseToken, { progress: args.progress, message: args.message }),
+      ctx.services.tasks.reportProgress(String(args.id), args.leaseToken, { progress: args.progress, message: args.message }, ctx.tokenName),
   }),
   completeTask: t.field({
     authScopes: { work: true },
     type: TaskRef,
     description: 'RUNNING -> COMPLETED by the lease holder: result, status and progress 100 are stored together.',
     args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), result: t.arg({ type: 'JSON' }) },
-    resolve: (_root, args, ctx) => ctx.services.tasks.complete(String(args.id), args.leaseToken, args.result),
+    resolve: (_root, args, ctx) => ctx.services.tasks.complete(String(args.id), args.leaseToken, args.result, ctx.tokenName),
   }),
   failTask: t.field({
     authScopes: { work: true },
     type: TaskRef,
     description: 'RUNNING -> FAILED by the lease holder.',
     args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), error: t.arg.string({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.services.tasks.fail(String(args.id), args.leaseToken, args.error),
+    resolve: (_root, args, ctx) => ctx.services.tasks.fail(String(args.id), args.leaseToken, args.error, ctx.tokenName),
   }),
   releaseTask: t.field({
     authScopes: { work: true },
     type: TaskRef,
     description: 'RUNNING -> PENDING by the lease holder, e.g. a worker shutting down: another worker can claim it.',
     args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), reason: t.arg.string() },
-    resolve: (_root, args, ctx) => ctx.services.tasks.release(String(args.id), args.leaseToken, args.reason),
+    resolve: (_root, args, ctx) => ctx.services.tasks.release(String(args.id), args.leaseToken, args.reason, ctx.tokenName),
   }),
   stopTask: t.field({
     authScopes: { operate: true },
     type: TaskRef,
     description: 'PENDING or RUNNING -> CANCELLED. The worker loses its lease.',
     args: { id: t.arg.id({ required: true }), reason: t.arg.string() },
-    resolve: (_root, args, ctx) => ctx.services.tasks.stop(String(args.id), { reason: args.reason, actor: ctx.actor }),
+    resolve: (_root, args, ctx) => ctx.services.tasks.stop(String(args.id), { reason: args.reason, actor: ctx.actor, tokenName: ctx.tokenName }),
   }),
   forceComplete: t.field({
     authScopes: { operate: true },
@@ -227,13 +227,13 @@ builder.mutationFields((t) => ({
       reason: t.arg.string(),
     },
     resolve: (_root, args, ctx) =>
-      ctx.services.tasks.forceComplete(String(args.id), { status: args.status, reason: args.reason, actor: ctx.actor }),
+      ctx.services.tasks.forceComplete(String(args.id), { status: args.status, reason: args.reason, actor: ctx.actor, tokenName: ctx.tokenName }),
   }),
   deleteTask: t.field({
     authScopes: { operate: true },
     type: 'ID',
     description: 'Deletes a terminal task (TASK_NOT_TERMINAL otherwise). Its history is kept.',
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.services.tasks.delete(String(args.id), { actor: ctx.actor }),
+    resolve: (_root, args, ctx) => ctx.services.tasks.delete(String(args.id), { actor: ctx.actor, tokenName: ctx.tokenName }),
   }),
 }));

@@ -139,8 +139,20 @@ export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log
      * An operator's sweep with their own action and, when given, their own timeout for every clock
      * (`cleanupStuck`). Without `autoFix` it only reports what it would fix. Recorded as done by `actor` (default "operator").
      */
-    cleanup({ timeoutMs, autoFix, action, actor }: { timeoutMs?: number; autoFix: boolean; action: StuckAction; actor?: string }): Promise<SweepReport> {
-      return queue({ rules: rules(timeoutMs), action, actor: actor ?? actors.operator, trigger: 'cleanup', dryRun: !autoFix });
+    cleanup({
+      timeoutMs,
+      autoFix,
+      action,
+      actor,
+      tokenName,
+    }: {
+      timeoutMs?: number;
+      autoFix: boolean;
+      action: StuckAction;
+      actor?: string;
+      tokenName?: string | null;
+    }): Promise<SweepReport> {
+      return queue({ rules: rules(timeoutMs), action, actor: actor ?? actors.operator, tokenName, trigger: 'cleanup', dryRun: !autoFix });
     },
     rules,
     /** Whether a task is stuck now under the monitor's clocks and grace (what a task says of itself outside a stuck query). */

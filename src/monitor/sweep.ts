@@ -15,6 +15,8 @@ export interface SweepOptions {
   rules: StuckRules;
   action: StuckAction;
   actor: string;
+  /** The API token behind a cleanup (its name); none for the monitor's own sweeps. */
+  tokenName?: string | null;
   trigger: SweepTrigger;
   /** Report what is stuck without touching it. */
   dryRun?: boolean;
@@ -82,7 +84,7 @@ export async function sweep({ prisma, tasks, clock, bus, alerts }: SweepDeps, op
       const handled: (HandledTask & { change: RecordedChange; alert: AlertDraft })[] = [];
       if (!dryRun) {
         for (const { task, verdict } of found) {
-          const resolution = await tasks.resolveStuck(tx, task, verdict, options.action, options.actor);
+          const resolution = await tasks.resolveStuck(tx, task, verdict, options.action, options.actor, options.tokenName);
           if (!resolution) continue;
           const { change, outcome } = resolution;
           handled.push({ task: change.row, verdict, outcome, change, alert: stuckAlert(change.row, verdict, outcome, options.actor, now) });

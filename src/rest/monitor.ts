@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { actorOf } from '../auth/roles.js';
+import { actorOf, tokenNameOf } from '../auth/roles.js';
 import { stuckActions } from '../config.js';
 import { cleanupDefaults } from '../monitor/monitor.js';
 import * as valid from '../tasks/validate.js';
@@ -96,6 +96,7 @@ export function registerMonitorRoutes(api: RestApp, services: Services) {
       autoFix: query.auto_fix,
       action: query.action,
       actor: actorOf(c.get('principal')),
+      tokenName: tokenNameOf(c.get('principal')),
     });
     return c.json(cleanupReport(report, present), 200);
   });
@@ -106,6 +107,7 @@ export function registerMonitorRoutes(api: RestApp, services: Services) {
       status: toStatus(query.status),
       reason: query.reason,
       actor: actorOf(c.get('principal')),
+      tokenName: tokenNameOf(c.get('principal')),
     });
     return c.json(present.detail(task), 200);
   });

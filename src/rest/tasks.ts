@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { actorOf } from '../auth/roles.js';
+import { actorOf, tokenNameOf } from '../auth/roles.js';
 import { badInput } from '../errors.js';
 import type { Services } from '../services.js';
 import * as valid from '../tasks/validate.js';
@@ -79,12 +79,16 @@ export function registerTaskRoutes(api: RestApp, services: Services) {
   });
 
   api.openapi(stop, async (c) => {
-    const task = await services.tasks.stop(taskIdOf(c.req.valid('param')), { reason: c.req.valid('query').reason, actor: actorOf(c.get('principal')) });
+    const task = await services.tasks.stop(taskIdOf(c.req.valid('param')), {
+      reason: c.req.valid('query').reason,
+      actor: actorOf(c.get('principal')),
+      tokenName: tokenNameOf(c.get('principal')),
+    });
     return c.json(present.detail(task), 200);
   });
 
   api.openapi(remove, async (c) => {
-    const id = await services.tasks.delete(taskIdOf(c.req.valid('param')), { actor: actorOf(c.get('principal')) });
+    const id = await services.tasks.delete(taskIdOf(c.req.valid('param')), { actor: actorOf(c.get('principal')), tokenName: tokenNameOf(c.get('principal')) });
     return c.json({ id, deleted: true as const }, 200);
   });
 }

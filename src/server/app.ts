@@ -15,7 +15,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { unauthenticated } from '../auth/access.js';
-import { actorOf, can, type Principal } from '../auth/roles.js';
+import { actorOf, can, tokenNameOf, type Principal } from '../auth/roles.js';
 import type { BrowserAccess, Limits } from '../config.js';
 import { TaskwardenError } from '../errors.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
@@ -106,6 +106,7 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
       services,
       principal,
       actor: actorOf(principal),
+      tokenName: tokenNameOf(principal),
       verdicts: new WeakMap(),
       // A WebSocket was registered when it connected; an SSE stream is a connection of its own.
       live: (source) => {

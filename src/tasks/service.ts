@@ -139,7 +139,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
   const lease = (change: RecordedChange | null, leaseToken: string): TaskLease | null => change && { task: publish(change), leaseToken };
 
   return {
-    async create(input: CreateTaskInput, actor: string = actors.api): Promise<Task> {
+    async create(input: CreateTaskInput, actor: string = actors.api, tokenName: string | null = null): Promise<Task> {
       const task = {
         name: valid.text(input.name, 'name', valid.limits.name),
         kind: input.kind == null ? 'backtest' : valid.text(input.kind, 'kind', valid.limits.kind),
@@ -155,12 +155,12 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
           input.stallTimeoutMinutes == null ? null : valid.positive(input.stallTimeoutMinutes, 'stallTimeoutMinutes', valid.limits.timeoutMinutes),
         createdAt: clock.now(),
       };
-      const change = await recordChange(prisma, insertTask(task), { type: TaskEventType.CREATED, actor, at: task.createdAt });
+      const change = await recordChange(prisma, insertTask(task), { type: TaskEventType.CREATED, actor, tokenName, at: task.createdAt });
       return publish(change!);
     },
 
     /** PENDING -> RUNNING for one task, minting a new lease. */
-    async start(id: string, workerId: string): Promise<TaskLease> {
+    async start(id: string, workerId: string, tokenName: string | null = null): Promise<TaskLease> {
       valid.taskId(id);
       valid.workerId(workerId);
       const now = clock.now();
@@ -169,14 +169,14 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
         prisma,
         id,
         { guard: inStatus([TaskStatus.PENDING]), set: startSet(workerId, leaseToken, now) },
-        { type: TaskEventType.STARTED, actor: workerId, at: now },
+        { type: TaskEventType.STARTED, actor: workerId, tokenName, at: now },
         { verb: 'start' },
       );
       return lease(change, leaseToken)!;
     },
 
     /** Starts the oldest pending task of the given kinds, or returns null when none is pending. */
-    async claim(workerId: string, kinds?: readonly string[] | null): Promise<TaskLease | null> {
+    async claim(workerId: string, kinds?: readonly string[] | null, tokenName: string | null = null): Promise<TaskLease | null> {
       valid.workerId(workerId);
       const only = valid.kinds(kinds);
       if (only?.length === 0) return null;
@@ -185,7 +185,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
       const change = await recordChange(
         prisma,
         updateTask({ pick: pickOldestPending(only), guard: inStatus([TaskStatus.PENDING]), set: startSet(workerId, leaseToken, now) }),
-        { type: TaskEventType.STARTED, actor: workerId, at: now },
+        { type: TaskEventType.STARTED, actor: workerId, tokenName, at: now },
       );
       return lease(change, leaseToken);
     },
@@ -195,7 +195,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
      * progress or message counts as progress (and is recorded in the history);
      * a bare heartbeat just proves the worker is alive.
      */
-    async reportProgress(id: string, leaseToken: string, report: { progress?: number | null; message?: string | null } = {}): Promise<Task> {
+    async reportProgress(id: string, leaseToken: string, report: { progress?: number | null; message?: string | null } = {}, tokenName: string | null = null): Promise<Task> {
       valid.taskId(id);
       const progress = report.progress == null ? null : valid.progress(report.progress);
       const message = valid.optionalText(report.message, 'message', valid.limits.message) ?? null;
@@ -214,14 +214,14 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
               THEN ${now} ELSE t."lastProgressAt" END`,
           record: Prisma.sql`(t.progress, t.message) IS DISTINCT FROM (picked.progress, picked.message)`,
         },
-        { type: TaskEventType.PROGRESS, at: now },
+        { type: TaskEventType.PROGRESS, tokenName, at: now },
         { verb: 'report progress on', leaseToken },
       );
       return publish(change);
     },
 
     /** RUNNING -> COMPLETED: result, status, progress 100 and completedAt land together or not at all. */
-    async complete(id: string, leaseToken: string, result: unknown): Promise<Task> {
+    async complete(id: string, leaseToken: string, result: unknown, tokenName: string | null = null): Promise<Task> {
       valid.taskId(id);
       valid.json(result, 'result', valid.limits.resultBytes);
       const now = clock.now();
@@ -236,14 +236,14 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
             Prisma.sql`, progress = 100, result = ${JSON.stringify(result ?? null)}::jsonb, "lastHeartbeatAt" = ${now}`,
           ),
         },
-        { type: TaskEventType.COMPLETED, at: now },
+        { type: TaskEventType.COMPLETED, tokenName, at: now },
         { verb: 'complete', leaseToken },
       );
       return publish(change);
     },
 
     /** RUNNING -> FAILED, by the worker holding the lease. */
-    async fail(id: string, leaseToken: string, error: string): Promise<Task> {
+    async fail(id: string, leaseToken: string, error: string, tokenName: string | null = null): Promise<Task> {
       valid.taskId(id);
       valid.text(error, 'error', valid.limits.error, { multiline: true });
       const now = clock.now();
@@ -252,7 +252,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
           db,
           id,
           { guard: holdsLease(leaseToken), set: finishSet(TaskStatus.FAILED, now, Prisma.sql`, error = ${error}, "lastHeartbeatAt" = ${now}`) },
-          { type: TaskEventType.FAILED, reason: firstLine(error), at: now },
+          { type: TaskEventType.FAILED, tokenName, reason: firstLine(error), at: now },
           { verb: 'fail', leaseToken },
         ),
       );
@@ -262,7 +262,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
      * RUNNING -> PENDING by the lease holder: a worker that is shutting down
      * hands its task back for another worker instead of leaving it to go stuck.
      */
-    async release(id: string, leaseToken: string, reason?: string | null): Promise<Task> {
+    async release(id: string, leaseToken: string, reason?: string | null, tokenName: string | null = null): Promise<Task> {
       valid.taskId(id);
       const why = valid.optionalText(reason, 'reason', valid.limits.reason, { multiline: true }) ?? 'released by its worker';
       const now = clock.now();
@@ -270,14 +270,14 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
         prisma,
         id,
         { guard: holdsLease(leaseToken), set: requeueSet },
-        { type: TaskEventType.REQUEUED, reason: why, at: now },
+        { type: TaskEventType.REQUEUED, tokenName, reason: why, at: now },
         { verb: 'release', leaseToken },
       );
       return publish(change);
     },
 
     /** PENDING or RUNNING -> CANCELLED. The worker's lease ends with it. */
-    async stop(id: string, options: { reason?: string | null; actor?: string } = {}): Promise<Task> {
+    async stop(id: string, options: { reason?: string | null; actor?: string; tokenName?: string | null } = {}): Promise<Task> {
       valid.taskId(id);
       const reason = valid.optionalText(options.reason, 'reason', valid.limits.reason, { multiline: true }) ?? 'stopped';
       const now = clock.now();
@@ -285,14 +285,17 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
         prisma,
         id,
         { guard: inStatus([TaskStatus.PENDING, TaskStatus.RUNNING]), set: finishSet(TaskStatus.CANCELLED, now) },
-        { type: TaskEventType.CANCELLED, actor: options.actor ?? actors.operator, reason, at: now },
+        { type: TaskEventType.CANCELLED, actor: options.actor ?? actors.operator, tokenName: options.tokenName, reason, at: now },
         { verb: 'stop' },
       );
       return publish(change);
     },
 
     /** RUNNING -> CANCELLED or FAILED, whatever its worker is doing: for a task that is stuck or whose worker is gone. */
-    async forceComplete(id: string, options: { status?: TaskStatus | null; reason?: string | null; actor?: string } = {}): Promise<Task> {
+    async forceComplete(
+      id: string,
+      options: { status?: TaskStatus | null; reason?: string | null; actor?: string; tokenName?: string | null } = {},
+    ): Promise<Task> {
       valid.taskId(id);
       const status = options.status ?? TaskStatus.CANCELLED;
       if (status !== TaskStatus.CANCELLED && status !== TaskStatus.FAILED) {
@@ -308,20 +311,20 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
             guard: inStatus([TaskStatus.RUNNING]),
             set: finishSet(status, now, status === TaskStatus.FAILED ? Prisma.sql`, error = ${reason}` : Prisma.empty),
           },
-          { type: status, actor: options.actor ?? actors.operator, reason, at: now },
+          { type: status, actor: options.actor ?? actors.operator, tokenName: options.tokenName, reason, at: now },
           { verb: 'force-complete' },
         );
       return status === TaskStatus.FAILED ? failing(force) : publish(await force(prisma));
     },
 
     /** Deletes a terminal task. Its history stays, ending with a DELETED entry. */
-    async delete(id: string, options: { actor?: string } = {}): Promise<string> {
+    async delete(id: string, options: { actor?: string; tokenName?: string | null } = {}): Promise<string> {
       valid.taskId(id);
       const now = clock.now();
       const change = await recordChange(
         prisma,
         deleteTerminalTask(id),
-        { type: TaskEventType.DELETED, actor: options.actor ?? actors.operator, at: now },
+        { type: TaskEventType.DELETED, actor: options.actor ?? actors.operator, tokenName: options.tokenName, at: now },
         { deletes: true },
       );
       if (change) {
@@ -410,7 +413,14 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
      * between keeps its task. Returns null when the task moved on, or when
      * `none` already reported this episode.
      */
-    async resolveStuck(db: Db, task: Task, verdict: StuckVerdict, action: StuckAction, actor: string): Promise<StuckResolution | null> {
+    async resolveStuck(
+      db: Db,
+      task: Task,
+      verdict: StuckVerdict,
+      action: StuckAction,
+      actor: string,
+      tokenName: string | null = null,
+    ): Promise<StuckResolution | null> {
       if (!task.leaseToken) return null;
       const now = clock.now();
       const sameEpisode = {
@@ -447,6 +457,7 @@ export function createTaskService({ prisma, clock, bus, alerts, observe }: TaskS
       const change = await recordChange(db, updateTask({ pick: pickById(task.id), guard, set }), {
         type,
         actor,
+        tokenName,
         reason: verdict.reason,
         at: now,
       });

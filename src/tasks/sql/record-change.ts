@@ -6,6 +6,12 @@ export interface EventSpec {
   type: TaskEventType;
   /** Who made the change; when absent, the worker that held the task. */
   actor?: string;
+  /**
+   * The API token that made the change (its name), beside the actor: a worker
+   * picks its own worker id, so only this says which credential did it. None
+   * in open mode and for the monitor or the CLI on the database.
+   */
+  tokenName?: string | null;
   reason?: string | null;
   at: Date;
 }
@@ -40,9 +46,9 @@ export async function recordChange(
     WITH ${change.pick ? Prisma.sql`picked AS MATERIALIZED (${change.pick}),` : Prisma.empty}
     changed AS (${change.statement}),
     event AS (
-      INSERT INTO "TaskEvent" ("taskId", kind, type, "fromStatus", "toStatus", progress, message, actor, reason, attempt, at)
+      INSERT INTO "TaskEvent" ("taskId", kind, type, "fromStatus", "toStatus", progress, message, actor, "tokenName", reason, attempt, at)
       SELECT id, kind, ${event.type}::"TaskEventType", "fromStatus", ${options.deletes ? Prisma.sql`NULL::"TaskStatus"` : Prisma.sql`status`}, progress, message,
-             COALESCE(${event.actor ?? null}, "fromWorkerId", "workerId", 'worker'), ${event.reason ?? null}, attempt, ${event.at}
+             COALESCE(${event.actor ?? null}, "fromWorkerId", "workerId", 'worker'), ${event.tokenName ?? null}, ${event.reason ?? null}, attempt, ${event.at}
       FROM changed WHERE record
       RETURNING id, xact
     )
@@ -66,6 +72,7 @@ export async function recordChange(
             progress: row.progress,
             message: row.message,
             actor: event.actor ?? fromWorkerId ?? row.workerId ?? 'worker',
+            tokenName: event.tokenName ?? null,
             reason: event.reason ?? null,
             attempt: row.attempt,
             at: event.at,

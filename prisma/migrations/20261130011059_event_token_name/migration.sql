@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "TaskEvent" ADD COLUMN     "tokenName" TEXT;
+

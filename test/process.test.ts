@@ -65,7 +65,7 @@ describe('the server process', () => {
     expect(lines.slice(ready + 1, ready + 4)).toEqual([
       '  data     embedded database in memory',
       expect.stringMatching(/^ {2}tokens {3}NOT required: no API token exists/),
-      '  monitor  every 30m, stuck after 1h, action cancel',
+      '  monitor  every 15s, no heartbeat for 2m or no progress for 1h is stuck, action cancel',
     ]);
     // Only what a person needs comes before it.
     expect(lines.slice(0, ready).every((line) => /^\[\d\d:\d\d:\d\d\] INFO: applied database migrations/.test(line))).toBe(true);

@@ -58,9 +58,14 @@ export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log
     return run;
   }
 
-  /** The clocks as configured, or an operator's timeout for one call, with this instance's grace. */
+  /**
+   * The clocks as configured, with this instance's grace; or an operator's timeout for one call,
+   * without it. The grace keeps the monitor from acting on silence the server itself caused (it was
+   * down, or just started); an operator who names a timeout asks about the silence on record, as
+   * the seed's `stuck?timeout_minutes=` did, and a task silent for hours is shown as such.
+   */
   function rules(overrideMs?: number, since = hearingSince): StuckRules {
-    return { heartbeatTimeoutMs: settings.heartbeatTimeoutMs, stallTimeoutMs: settings.stallTimeoutMs, overrideMs, hearingSince: since };
+    return { heartbeatTimeoutMs: settings.heartbeatTimeoutMs, stallTimeoutMs: settings.stallTimeoutMs, overrideMs, hearingSince: overrideMs === undefined ? since : undefined };
   }
 
   function runSweep(trigger: Exclude<SweepTrigger, 'cleanup'>): Promise<SweepReport> {

@@ -150,6 +150,9 @@ async function resumeUnderLoad(servers: () => TestServer[], options: { writers: 
         () => false,
       );
       if (ok) reports++;
+      // PGlite answers in-process, without I/O: without a turn of the event loop here the writers
+      // would starve every timer (the resumes, the test's own deadlines) and the test would spin.
+      await new Promise((r) => setImmediate(r));
     }
   });
   try {

@@ -80,6 +80,12 @@ export function createEventBus(options: { redisUrl?: string; bufferSize?: number
   if (options.redisUrl) {
     const publishClient = new Redis(options.redisUrl, { maxRetriesPerRequest: 3 });
     const subscribeClient = new Redis(options.redisUrl);
+    // The event target fires its publishes and forgets them: one that fails (Redis down, or this bus
+    // closed while a write was finishing) must not become an unhandled rejection. Nothing is lost to
+    // other instances: their event feeds also poll the history (tasks/feed.ts).
+    const sender = publishClient as unknown as { publish: (...args: unknown[]) => Promise<unknown> };
+    const publish = sender.publish.bind(publishClient);
+    sender.publish = (...args) => publish(...args).catch(() => 0);
     // Dates and BigInt ids survive the trip; plain JSON would turn them into strings.
     target = createRedisEventTarget({ publishClient, subscribeClient, serializer: superjson }) as unknown as EventTarget;
     close = async () => {

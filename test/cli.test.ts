@@ -158,14 +158,23 @@ describe('taskwarden, the operator CLI', () => {
     ]);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(new RegExp(`│ ${frozen.id} │ RSI mean-reversion BTC-USD │ 90%\\s+│ NO_HEARTBEAT │ 31m 00s\\s+│ worker-1 │ saving results │`));
-    expect(table.stdout).toContain('1 stuck task (timeout 30 min).');
+    // No --timeout: judged as the monitor judges (a 2-minute heartbeat clock by default), not by a fixed 30 minutes.
+    expect(table.stdout).toContain("1 stuck task (each task's own clocks and the monitor's).");
 
     const report = parse(json);
-    expect(report.timeoutMinutes).toBe(30);
+    expect(report.timeoutMinutes).toBeNull();
     expect(report.tasks).toHaveLength(1);
     expect(report.tasks[0]).toMatchObject({ id: frozen.id, stuckReason: 'NO_HEARTBEAT', stuckForSeconds: 31 * 60 });
     expect(parse(longer)).toEqual({ timeoutMinutes: 45, tasks: [] });
     expect(parse(withUnit).timeoutMinutes).toBe(20);
+
+    // A worker silent for 5 minutes is past the 2-minute heartbeat clock: stuck for the monitor, and so
+    // for `stuck` without --timeout; the seed's 30-minute timeout does not see it yet.
+    const quiet = await runningTask('Quiet for 5 minutes');
+    server.clock.advance(5 * MINUTE);
+    const [byClocks, byThirty] = await Promise.all([taskwarden(['stuck', '--json']), taskwarden(['stuck', '--timeout', '30', '--json'])]);
+    expect(parse(byClocks).tasks.map((t: { id: string }) => t.id)).toContain(quiet.id);
+    expect(parse(byThirty).tasks.map((t: { id: string }) => t.id)).not.toContain(quiet.id);
   });
 
   it('stop, force and delete: what the server did, or its refusal with exit code 1', async () => {
@@ -245,7 +254,7 @@ describe('taskwarden, the operator CLI', () => {
     expect(json.fixed[0]).toMatchObject({ id: stuck.id, status: 'CANCELLED' });
 
     const nothing = await taskwarden(['cleanup', '--auto-fix']);
-    expect(nothing.stdout).toBe('No stuck tasks (timeout 30 min): nothing to fix.\n');
+    expect(nothing.stdout).toBe("No stuck tasks (each task's own clocks and the monitor's): nothing to fix.\n");
   });
 
   it("stats: counts by status, success rate, average duration, stuck count and the monitor's last sweep", async () => {
@@ -264,7 +273,7 @@ describe('taskwarden, the operator CLI', () => {
     }
     expect(table.stdout).toContain('Success rate      50.0% of finished tasks completed');
     expect(table.stdout).toMatch(/Average duration  \d+s/);
-    expect(table.stdout).toContain("Stuck now         1 (see taskwarden stuck) under the monitor's 60 min timeout");
+    expect(table.stdout).toContain("Stuck now         1 (see taskwarden stuck) under the monitor's clocks: no heartbeat for 2 min, no progress for 60 min");
     expect(table.stdout).toContain('Monitor           off in this server');
     expect(table.stdout).toMatch(/Last sweep        \d\d:\d\d:\d\d \(.*\): scanned 0, found 0, fixed 0/);
 

@@ -143,6 +143,11 @@ export function minutesText(minutes: number): string {
   return Number.isInteger(minutes) ? `${minutes} min` : duration(minutes * 60);
 }
 
+/** What a stuck verdict was judged by: an operator's one timeout, or (none given) each task's clocks and the monitor's. */
+export function judgedBy(timeoutMinutes: number | null | undefined): string {
+  return timeoutMinutes == null ? "each task's own clocks and the monitor's" : `timeout ${minutesText(timeoutMinutes)}`;
+}
+
 /** "2m 05s ago" for a timestamp, by this machine's clock. */
 export function ago(iso: string | null | undefined, now = Date.now()): string {
   return iso ? `${duration((now - Date.parse(iso)) / 1000)} ago` : '-';

@@ -64,7 +64,8 @@ export const BoardOverviewDocument = graphql(`
     monitor {
       enabled
       intervalSeconds
-      timeoutMinutes
+      heartbeatTimeoutSeconds
+      stallTimeoutMinutes
       action
       lastSweepAt
     }

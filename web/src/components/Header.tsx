@@ -23,7 +23,7 @@ export function Header({ state }: { state: BoardState }) {
       {monitor && (
         <span class="monitor" data-testid="monitor">
           {monitor.enabled
-            ? `Monitor every ${format.duration(monitor.intervalSeconds)}, stuck after ${format.duration(monitor.timeoutMinutes * 60)}, then ${monitor.action.toLowerCase()}${
+            ? `Monitor every ${format.duration(monitor.intervalSeconds)}, stuck after ${format.duration(monitor.heartbeatTimeoutSeconds)} silent or ${format.duration(monitor.stallTimeoutMinutes * 60)} without progress, then ${monitor.action.toLowerCase()}${
                 monitor.lastSweepAt ? `; last sweep ${format.time(monitor.lastSweepAt)}` : ''
               }`
             : 'Monitor off'}

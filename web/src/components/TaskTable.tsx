@@ -43,7 +43,7 @@ export function TaskTable({ state, board, now, act }: Props) {
         <button
           type="button"
           data-testid="cleanup"
-          onClick={() => act({ kind: 'cleanup', timeoutMinutes: state.overview?.monitor.timeoutMinutes ?? 30 })}
+          onClick={() => act({ kind: 'cleanup' })}
         >
           Clean up stuck…
         </button>

@@ -9,7 +9,7 @@ import { isTerminal, StatusBadge } from './bits.js';
 export type Action =
   | { kind: 'stop' | 'force'; task: BoardTask }
   | { kind: 'delete'; tasks: BoardTask[] }
-  | { kind: 'cleanup'; timeoutMinutes: number };
+  | { kind: 'cleanup' };
 
 export function ActionDialog({ action, board, onClose }: { action: Action; board: Board; onClose: () => void }) {
   switch (action.kind) {
@@ -20,7 +20,7 @@ export function ActionDialog({ action, board, onClose }: { action: Action; board
     case 'delete':
       return <DeleteDialog tasks={action.tasks} board={board} onClose={onClose} />;
     case 'cleanup':
-      return <CleanupDialog timeoutMinutes={action.timeoutMinutes} board={board} onClose={onClose} />;
+      return <CleanupDialog board={board} onClose={onClose} />;
   }
 }
 
@@ -209,8 +209,10 @@ function DeleteDialog({ tasks, board, onClose }: { tasks: BoardTask[]; board: Bo
 type CleanupReport = CleanupStuckMutation['cleanupStuck'];
 const STUCK_ACTIONS: StuckAction[] = ['CANCEL', 'FAIL', 'RETRY', 'NONE'];
 
-function CleanupDialog({ timeoutMinutes: initial, board, onClose }: { timeoutMinutes: number; board: Board; onClose: () => void }) {
-  const [timeoutMinutes, setTimeoutMinutes] = useState(initial);
+// Left empty, the server judges each task as the monitor does (its own clocks and the configured ones);
+// a number is the seed's one timeout for everything.
+function CleanupDialog({ board, onClose }: { board: Board; onClose: () => void }) {
+  const [timeoutMinutes, setTimeoutMinutes] = useState<number | undefined>(undefined);
   const [action, setAction] = useState<StuckAction>('CANCEL');
   const [preview, setPreview] = useState<CleanupReport>();
   const [applied, setApplied] = useState<CleanupReport>();
@@ -233,10 +235,12 @@ function CleanupDialog({ timeoutMinutes: initial, board, onClose }: { timeoutMin
             type="number"
             min={0.1}
             step="any"
-            value={timeoutMinutes}
+            value={timeoutMinutes ?? ''}
+            placeholder="the monitor's clocks"
             data-testid="cleanup-timeout"
             onInput={(e) => {
-              setTimeoutMinutes(Number(e.currentTarget.value));
+              const value = e.currentTarget.value.trim();
+              setTimeoutMinutes(value === '' ? undefined : Number(value));
               setPreview(undefined);
             }}
           />
@@ -263,7 +267,7 @@ function CleanupDialog({ timeoutMinutes: initial, board, onClose }: { timeoutMin
               ? `Handled ${applied.fixed.length} of ${applied.found.length} stuck tasks (${applied.action}).`
               : report.found.length
                 ? `${report.found.length} stuck task${report.found.length === 1 ? '' : 's'} would be handled (${report.action}):`
-                : 'Nothing is stuck under this timeout.'}
+                : timeoutMinutes == null ? "Nothing is stuck under the monitor's clocks." : 'Nothing is stuck under this timeout.'}
           </p>
           <ul class="outcomes">
             {(applied ? applied.fixed : report.found).map((task) => (

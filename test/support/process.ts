@@ -11,9 +11,12 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
-/** Runs `src/main.ts` as its own process, the way `npm start` does, and waits until it listens. */
-export function spawnServer(env: Record<string, string>, startTimeoutMs = 90_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/**
+ * Runs `src/main.ts` as its own process, the way `npm start` does, and waits until it listens.
+ * `entry` runs something else with plain node instead: `['dist/main.js']` is `npm run start:prod`.
+ */
+export function spawnServer(env: Record<string, string>, startTimeoutMs = 90_000, entry = ['--import', 'tsx', 'src/main.ts']): Promise<ServerProcess> {
+  const child = spawn(process.execPath, entry, {
     cwd: root,
     // Info, for the line that says the server is ready and where.
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },

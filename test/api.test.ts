@@ -262,3 +262,33 @@ describe('unexpected errors', () => {
     await database.close();
   });
 });
+
+describeEachDatabase('stopping the HTTP front [%s]', (kind) => {
+  it("completes its own SSE streams and leaves the services' bus subscriptions to the services", async () => {
+    const database = await openTestDatabase(kind);
+    const server = await startTestServer(database);
+    const { app, services } = server.taskwarden;
+    const stream = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ query: 'subscription { stuckTaskDetected { reason } }' }),
+    });
+    expect(stream.status).toBe(200);
+    const reader = stream.body!.getReader();
+    await expect.poll(() => services.bus.subscriberCount('task:stuck')).toBe(1);
+    // The app's own revocation loop and the token cache both follow token changes.
+    expect(services.bus.subscriberCount('token:changed')).toBe(2);
+
+    await app.stop(5000);
+    let body = '';
+    for (let read = await reader.read(); !read.done; read = await reader.read()) body += new TextDecoder().decode(read.value);
+    expect(body).toMatch(/event: complete/);
+    expect(services.bus.subscriberCount('task:stuck')).toBe(0);
+    // The token cache still forgets revoked tokens until its own service is stopped.
+    expect(services.bus.subscriberCount('token:changed')).toBe(1);
+
+    await server.stop();
+    expect(services.bus.subscriberCount('token:changed')).toBe(0);
+    await database.close();
+  });
+});

@@ -70,14 +70,20 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
   });
 
   // Another instance revoked or created a token: forget what this one cached.
+  const changes = bus.subscribe('token:changed');
   void (async () => {
-    for await (const change of bus.subscribe('token:changed')) {
+    for await (const change of changes) {
       existence = undefined;
       if (change.tokenId) for (const [key, entry] of verified) if (entry.principal.tokenId === change.tokenId) verified.delete(key);
     }
   })();
 
   return {
+    /** Stops following token changes (shutdown). */
+    async stop() {
+      await changes.return?.();
+    },
+
     /** Whether any token exists: with none, a loopback-only server is open to all. */
     async any(): Promise<boolean> {
       if (env.length > 0) return true;

@@ -1,4 +1,5 @@
 import { TaskwardenError } from '../errors.js';
+import type { EventBus } from '../events.js';
 import type { Principal } from '../auth/roles.js';
 
 export type ConnectionRegistry = ReturnType<typeof createConnectionRegistry>;
@@ -40,16 +41,19 @@ export function createConnectionRegistry({ maxPerPrincipal }: { maxPerPrincipal:
 }
 
 /**
- * Wraps a subscription's source so it can be ended from outside (a revoked
- * token): the pending read fails with `error`, and the source is closed.
+ * Wraps a subscription's source so it can be ended from outside: with an
+ * `error` (a revoked token) the pending read fails with it; without one
+ * (shutdown) the stream completes. Either way the source is closed.
  * `onFinish` runs once, however it ends.
  */
-export function endable<T>(source: AsyncIterable<T>, onFinish: () => void): { iterator: AsyncIterableIterator<T>; end(error: Error): void } {
+export function endable<T>(source: AsyncIterable<T>, onFinish: () => void): { iterator: AsyncIterableIterator<T>; end(error?: Error): void } {
   const inner = source[Symbol.asyncIterator]();
-  let ended: Error | undefined;
+  let ended: { error?: Error } | undefined;
   let finished = false;
-  let wake: ((error: Error) => void) | undefined;
-  const stopped = new Promise<never>((_, reject) => (wake = reject));
+  let wake: ((ending: { error?: Error }) => void) | undefined;
+  const stopped = new Promise<IteratorResult<T>>((resolve, reject) => {
+    wake = ({ error }) => (error ? reject(error) : resolve({ value: undefined, done: true }));
+  });
   stopped.catch(() => {});
   const finish = () => {
     if (!finished) {
@@ -59,7 +63,10 @@ export function endable<T>(source: AsyncIterable<T>, onFinish: () => void): { it
   };
   const iterator: AsyncIterableIterator<T> = {
     async next() {
-      if (ended) throw ended;
+      if (ended) {
+        if (ended.error) throw ended.error;
+        return { value: undefined, done: true };
+      }
       try {
         const result = await Promise.race([inner.next(), stopped]);
         if (result.done) finish();
@@ -87,10 +94,27 @@ export function endable<T>(source: AsyncIterable<T>, onFinish: () => void): { it
     iterator,
     end(error) {
       if (ended) return;
-      ended = error;
+      ended = { error };
       finish();
-      wake?.(error);
+      wake?.(ended);
       void inner.return?.();
     },
+  };
+}
+
+/**
+ * A revoked token loses its live connections at once, on every instance; so do the tokenless
+ * (open-mode) ones when the first token is made, since that ends open mode. Returns its stop.
+ */
+export function closeOnTokenChange(bus: EventBus, connections: ConnectionRegistry): () => Promise<void> {
+  const changes = bus.subscribe('token:changed');
+  void (async () => {
+    for await (const change of changes) {
+      if (change.tokenId) connections.closeAll(change.tokenId, 'token revoked');
+      else connections.closeAll(null, 'a token now exists: reconnect with one');
+    }
+  })();
+  return async () => {
+    await changes.return?.();
   };
 }

@@ -71,6 +71,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
     if (config.metricsPort !== undefined) metricsServer = await serveMetrics(metrics.registry, config.metricsPort, config.host);
   } catch (error) {
     if (app.server.listening) await app.stop(0);
+    await services.tokens.stop();
     await bus.close();
     if (ownsDb) await db.close();
     throw error;
@@ -94,6 +95,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
         await services.monitor.stop();
         await services.alerts.stop();
         await services.feed.stop();
+        await services.tokens.stop();
         await bus.close();
         if (ownsDb) await db.close();
       })();

@@ -65,7 +65,7 @@ async function databaseStore(databaseUrl: string | undefined, bootstrap: boolean
     list: async () => (await tokens.list()).map(viewOf),
     revoke: async (name) => viewOf((await tokens.revoke(name, 'cli')).info),
     async close() {
-      bus.endSubscriptions();
+      await tokens.stop();
       await bus.close();
       await db.close();
     },

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/open.js';
+import { SWEEP_LOCK } from '../src/monitor/sweep.js';
 import { openTestDatabase, type TestDatabase } from './support/databases.js';
 import { subscribedInRedis } from './support/redis.js';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -72,6 +73,25 @@ describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('two
 
     const [ma, mb] = await Promise.all([a.ok(`{ monitor { lastSweepAt } }`), b.ok(`{ monitor { lastSweepAt } }`)]);
     expect(ma.monitor.lastSweepAt).toBe(mb.monitor.lastSweepAt);
+  });
+
+  // Found by the chaos suite: a record that started when the sweep asked for the lock overlapped the
+  // record of the sweep it waited for, so the records could not show one sweeper at a time.
+  it('records a sweep from when it held the sweep lock, not from when it waited for it', async () => {
+    await database.reset();
+    const holder = await database.connect!();
+    await holder.query('SELECT pg_advisory_lock($1)', [SWEEP_LOCK]);
+    const asked = a.clock.now().getTime();
+    const sweep = a.ok(`mutation { runMonitorSweep { ran } }`);
+    await waitUntil(async () => {
+      const { rows } = await holder.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+      return rows[0].n >= 1;
+    });
+    a.clock.advance(60_000);
+    await holder.query('SELECT pg_advisory_unlock($1)', [SWEEP_LOCK]);
+    expect((await sweep).runMonitorSweep.ran).toBe(true);
+    const [record] = await database.db.prisma.monitorSweep.findMany();
+    expect(record!.startedAt.getTime()).toBe(asked + 60_000);
   });
 });
 

@@ -56,7 +56,7 @@ export interface SweepDeps {
 
 // One advisory lock key for "the sweeper": only one instance sweeps at a time.
 // It is a transaction lock, so a crashed sweeper can never leave it held.
-const SWEEP_LOCK = 0x7a5c_5eed;
+export const SWEEP_LOCK = 0x7a5c_5eed;
 // Sweep records are kept a week: enough to see how the monitor has been doing.
 const SWEEP_HISTORY_MS = 7 * 24 * 3600_000;
 
@@ -78,6 +78,10 @@ export async function sweep({ prisma, tasks, clock, bus, alerts }: SweepDeps, op
       } else {
         await tx.$queryRaw`SELECT pg_advisory_xact_lock(${SWEEP_LOCK})::text`;
       }
+      // The record starts when the lock is held, not when the sweep asked for it (a wait for a pooled
+      // connection or for the lock would make two sweeps' records overlap): so the records show that
+      // one instance swept at a time.
+      const lockedAt = clock.now();
       const running = await tasks.running(tx);
       const now = clock.now();
       const found = findStuck(running, now, options.rules);
@@ -100,7 +104,7 @@ export async function sweep({ prisma, tasks, clock, bus, alerts }: SweepDeps, op
         await tx.monitorSweep.deleteMany({ where: { startedAt: { lt: new Date(startedAt.getTime() - SWEEP_HISTORY_MS) } } });
         await tx.monitorSweep.create({
           data: {
-            startedAt,
+            startedAt: lockedAt,
             finishedAt: clock.now(),
             trigger: options.trigger,
             action: options.action,

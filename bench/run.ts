@@ -416,7 +416,7 @@ async function sweepShape(running = 200, finishedCounts = [1_000, 100_000]) {
       const samples: number[] = [];
       for (let i = 0; i < 7; i++) {
         const start = performance.now();
-        await sweep({ ...services, prisma: db.prisma }, { rules: oneTimeout(3_600_000), action: 'cancel', actor: 'monitor', trigger: 'schedule' });
+        await sweep(services, { rules: oneTimeout(3_600_000), action: 'cancel', actor: 'monitor', trigger: 'schedule' });
         samples.push(performance.now() - start);
       }
       rows.push({ running, finished, median: quantile(samples, 0.5) });

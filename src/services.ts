@@ -10,6 +10,7 @@ import { createMonitor, type Monitor } from './monitor/monitor.js';
 import { createEventFeed, type EventFeed } from './tasks/feed.js';
 import { createLiveService, type LiveService } from './tasks/live.js';
 import { createTaskService, type TaskService } from './tasks/service.js';
+import { createCommit, type Commit } from './tasks/unit-of-work.js';
 import { createStatsService, type StatsService } from './tasks/stats.js';
 import type { RecordedChange } from './tasks/sql/record-change.js';
 import type { SweepReport } from './monitor/sweep.js';
@@ -20,6 +21,8 @@ export interface Services {
   prisma: PrismaClient;
   clock: Clock;
   bus: EventBus;
+  /** Runs a unit of work and announces its changes and alerts after it commits. */
+  commit: Commit;
   tasks: TaskService;
   stats: StatsService;
   /** This instance's reader of the history, behind every live stream of task changes. */
@@ -51,14 +54,16 @@ export function createServices(deps: {
     log: log.child({ component: 'alerts' }),
     onDelivery: deps.observe?.delivery,
   });
-  const tasks = createTaskService({ prisma, clock, bus, alerts, observe: deps.observe?.change });
+  const commit = createCommit({ prisma, bus, alerts, observe: deps.observe?.change });
+  const tasks = createTaskService({ prisma, clock, commit, alerts });
   const tokens = createTokenService({ prisma, clock, bus, envTokens: deps.envTokens });
   const feed = createEventFeed({ prisma, bus, log: log.child({ component: 'feed' }) });
-  const monitor = createMonitor({ prisma, tasks, clock, bus, alerts, settings: deps.monitor, log: log.child({ component: 'monitor' }), onSweep: deps.observe?.sweep });
+  const monitor = createMonitor({ prisma, commit, tasks, clock, bus, alerts, settings: deps.monitor, log: log.child({ component: 'monitor' }), onSweep: deps.observe?.sweep });
   return {
     prisma,
     clock,
     bus,
+    commit,
     tasks,
     stats: createStatsService({ prisma, clock, rules: () => monitor.rules() }),
     feed,

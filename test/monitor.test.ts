@@ -3,6 +3,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { StuckAction } from '../src/config.js';
 import type { StuckAlert } from '../src/events.js';
 import { createMonitor } from '../src/monitor/monitor.js';
+import { resolveStuck } from '../src/monitor/resolve-stuck.js';
+import { createCommit } from '../src/tasks/unit-of-work.js';
 import { sweep } from '../src/monitor/sweep.js';
 import { detectStuck, oneTimeout } from '../src/tasks/stuck.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
@@ -22,7 +24,7 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
   afterAll(() => database.close());
   beforeEach(() => database.reset());
 
-  const deps = () => ({ prisma: h.prisma, tasks: h.tasks, clock: h.clock, bus: h.bus, alerts: h.alerts });
+  const deps = () => ({ prisma: h.prisma, commit: h.commit, tasks: h.tasks, clock: h.clock, bus: h.bus, alerts: h.alerts });
   const run = (action: StuckAction, trigger: 'schedule' | 'manual' = 'schedule') =>
     sweep(deps(), { rules: oneTimeout(TIMEOUT), action, actor: 'monitor', trigger });
 
@@ -142,7 +144,7 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
     const verdict = detectStuck(seen, h.clock.now(), oneTimeout(TIMEOUT))!;
     expect(verdict.reason).toBe('NO_HEARTBEAT');
     await h.tasks.reportProgress(task.id, leaseToken!); // the heartbeat lands first
-    expect(await h.tasks.resolveStuck(h.prisma, seen, verdict, 'cancel', 'monitor')).toBeNull();
+    expect(await resolveStuck(h.prisma, { task: seen, verdict }, 'cancel', { actor: 'monitor' }, h.clock.now())).toBeNull();
     expect((await h.tasks.get(task.id))!.status).toBe('RUNNING');
   });
 
@@ -295,7 +297,8 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
       },
     });
     const log = pino({ level: 'silent' });
-    const monitor = createMonitor({ ...deps(), prisma, settings: { enabled: true, intervalMs: 20, heartbeatTimeoutMs: TIMEOUT, stallTimeoutMs: TIMEOUT, action: 'cancel' }, log });
+    const commit = createCommit({ prisma, bus: h.bus, alerts: h.alerts });
+    const monitor = createMonitor({ ...deps(), prisma, commit, settings: { enabled: true, intervalMs: 20, heartbeatTimeoutMs: TIMEOUT, stallTimeoutMs: TIMEOUT, action: 'cancel' }, log });
     monitor.start();
     expect(monitor.status()).toMatchObject({ running: true, nextSweepAt: expect.any(Date) });
     await waitFor(() => started >= 2);
@@ -339,6 +342,7 @@ describe('a monitor whose database went away', () => {
     const log = pino({ level: 'error' }, { write: (line: string) => void errors.push(JSON.parse(line)) });
     const monitor = createMonitor({
       prisma: h.prisma,
+      commit: h.commit,
       tasks: h.tasks,
       clock: h.clock,
       bus: h.bus,

@@ -2,7 +2,8 @@ import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/open.js';
 import { recordChange } from '../src/tasks/sql/record-change.js';
-import { pickById, updateTask } from '../src/tasks/sql/changes.js';
+import { pickById } from '../src/tasks/sql/pick-by-id.js';
+import { updateTask } from '../src/tasks/sql/update-task.js';
 import { Prisma } from '../src/generated/prisma/client.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -129,20 +130,18 @@ async function resumeUnderLoad(servers: () => TestServer[], options: { writers: 
       // Straight to the services, as fast as the database takes them (HTTP on 2 shared cores would throttle
       // the writers). With `holdMs`, half the writers keep their transaction open a moment after writing, as a
       // sweep or a failure with its alerts does, so transactions commit in another order than their ids.
-      const { tasks } = server.taskwarden.services;
+      const { tasks, commit } = server.taskwarden.services;
       const report = () =>
         options.holdMs && w % 2
-          ? server.taskwarden.db.prisma
-              .$transaction(async (tx) => {
+          ? commit(async ({ db, changed }) => {
                 const change = await recordChange(
-                  tx,
+                  db,
                   updateTask({ pick: pickById(id), guard: Prisma.sql`t."leaseToken" = ${lease}`, set: Prisma.sql`message = ${`step ${n}`}` }),
                   { type: 'PROGRESS', at: new Date() },
                 );
                 await sleep(Math.random() * options.holdMs!);
-                return change!;
+                return changed(change!);
               })
-              .then((change) => tasks.publish(change))
           : tasks.reportProgress(id, lease, { message: `step ${n}` });
       // A server being restarted refuses for a moment; the writer carries on.
       const ok = await report().then(
@@ -241,16 +240,16 @@ describe.runIf(process.env.TEST_DATABASE_URL)('resuming taskUpdated while a tran
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     let heldId: bigint | undefined;
-    const slowWrite = prisma.$transaction(
-      async (tx) => {
+    const slowWrite = server.taskwarden.services.commit(
+      async ({ db, changed }) => {
         const change = await recordChange(
-          tx,
+          db,
           updateTask({ pick: pickById(slow.task.id), guard: Prisma.sql`true`, set: Prisma.sql`progress = 50, message = 'held'` }),
           { type: 'PROGRESS', at: new Date() },
         );
         heldId = change!.event!.id;
         await released;
-        return change!;
+        return changed(change!);
       },
       { timeout: 60_000 },
     );
@@ -270,7 +269,7 @@ describe.runIf(process.env.TEST_DATABASE_URL)('resuming taskUpdated while a tran
     expect(client.received).toEqual([]);
 
     release();
-    server.taskwarden.services.tasks.publish(await slowWrite);
+    await slowWrite; // published once it commits
     await until(() => client.received.length >= 2, 'both events');
     await sleep(200);
     expect(client.received.map((e) => [e.taskId, e.type])).toEqual([

@@ -216,7 +216,7 @@ describeEachDatabase('task lifecycle [%s]', (kind) => {
     const created = await h.tasks.create({ name: 'bt', maxAttempts: 3 });
     const zombie = await h.tasks.start(created.id, 'worker-zombie');
     h.clock.advance(2 * 3_600_000);
-    const sweepDeps = { prisma: h.prisma, tasks: h.tasks, clock: h.clock, bus: h.bus, alerts: h.alerts };
+    const sweepDeps = { commit: h.commit, tasks: h.tasks, clock: h.clock, bus: h.bus, alerts: h.alerts };
     await sweep(sweepDeps, { rules: oneTimeout(3_600_000), action: 'retry', actor: 'monitor', trigger: 'manual' });
     const fresh = await h.tasks.claim('worker-fresh');
     expect(fresh!.task).toMatchObject({ id: created.id, status: 'RUNNING', attempt: 2 });

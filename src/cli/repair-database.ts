@@ -4,6 +4,7 @@ import { systemClock } from '../clock.js';
 import { createEventBus } from '../events.js';
 import { actors, runSeconds } from '../tasks/model.js';
 import { createTaskService } from '../tasks/service.js';
+import { createCommit } from '../tasks/unit-of-work.js';
 import { oneTimeout } from '../tasks/stuck.js';
 import { openServerDatabase } from './direct-database.js';
 import { stuckItem, type Repairer } from './repair.js';
@@ -18,7 +19,8 @@ export async function databaseRepairer(databaseUrl?: string): Promise<Repairer> 
   const bus = createEventBus();
   // Stopping records no alert, but the service is built the one way: with its alert outbox.
   const alerts = createAlertService({ prisma: db.prisma, clock: systemClock, settings: config.alerts, log: pino({ level: 'silent' }) });
-  const tasks = createTaskService({ prisma: db.prisma, clock: systemClock, bus, alerts });
+  const commit = createCommit({ prisma: db.prisma, bus, alerts });
+  const tasks = createTaskService({ prisma: db.prisma, clock: systemClock, commit, alerts });
   return {
     via: 'database',
     target: db.location,

@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import type { AlertService } from '../alerts/service.js';
+import type { PrismaClient } from '../generated/prisma/client.js';
 import type { MonitorSettings } from '../config.js';
 import { actors } from '../tasks/model.js';
 import type { StuckAction } from '../config.js';
@@ -39,7 +41,9 @@ export const cleanupDefaults = { timeoutMinutes: 30, autoFix: false, action: 'ca
  * tick; it never takes the process down. Across instances, the sweep lock
  * (see sweep.ts) lets one sweep at a time.
  */
-export function createMonitor(deps: SweepDeps & { settings: MonitorSettings; log: Logger; onSweep?: (report: SweepReport) => void }) {
+export function createMonitor(
+  deps: SweepDeps & { prisma: PrismaClient; alerts: AlertService; settings: MonitorSettings; log: Logger; onSweep?: (report: SweepReport) => void },
+) {
   const { settings, log, clock } = deps;
   let hearingSince = clock.now();
   let timer: NodeJS.Timeout | undefined;

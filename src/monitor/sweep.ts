@@ -1,11 +1,12 @@
 import type { Clock } from '../clock.js';
 import type { StuckAction } from '../config.js';
 import type { EventBus } from '../events.js';
-import type { PrismaClient } from '../generated/prisma/client.js';
 import type { TaskService } from '../tasks/service.js';
 import type { AlertService } from '../alerts/service.js';
 import { stuckAlert, type AlertDraft } from '../alerts/rules.js';
 import type { RecordedChange } from '../tasks/sql/record-change.js';
+import type { Commit } from '../tasks/unit-of-work.js';
+import { resolveStuck } from './resolve-stuck.js';
 import { detectionDelayMs, findStuck, type StuckRules, type StuckTask } from '../tasks/stuck.js';
 
 /** Why a sweep ran: the monitor's timer, `runMonitorSweep`, or an operator's `cleanupStuck`. */
@@ -47,11 +48,12 @@ export interface SweepReport {
 export const fixedTasks = (report: SweepReport) => report.handled.filter((h) => h.outcome !== 'none').map((h) => h.task);
 
 export interface SweepDeps {
-  prisma: PrismaClient;
-  tasks: TaskService;
+  /** The unit of work a sweep runs in (see tasks/unit-of-work.ts). */
+  commit: Commit;
+  tasks: Pick<TaskService, 'running'>;
   clock: Clock;
   bus: EventBus;
-  alerts: AlertService;
+  alerts: Pick<AlertService, 'record' | 'pendingTooLong'>;
 }
 
 // One advisory lock key for "the sweeper": only one instance sweeps at a time.
@@ -67,42 +69,61 @@ const SWEEP_HISTORY_MS = 7 * 24 * 3600_000;
  * changes are published after the commit, so nobody hears of a change that
  * was rolled back.
  */
-export async function sweep({ prisma, tasks, clock, bus, alerts }: SweepDeps, options: SweepOptions): Promise<SweepReport> {
+export async function sweep({ commit, tasks, clock, bus, alerts }: SweepDeps, options: SweepOptions): Promise<SweepReport> {
   const startedAt = clock.now();
   const dryRun = options.dryRun ?? false;
-  const outcome = await prisma.$transaction(
-    async (tx) => {
+  const outcome = await commit(
+    async ({ db, changed, alerted, afterCommit }) => {
       if (options.trigger === 'schedule') {
-        const [row] = await tx.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${SWEEP_LOCK}) AS locked`;
+        const [row] = await db.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${SWEEP_LOCK}) AS locked`;
         if (!row?.locked) return undefined;
       } else {
-        await tx.$queryRaw`SELECT pg_advisory_xact_lock(${SWEEP_LOCK})::text`;
+        await db.$queryRaw`SELECT pg_advisory_xact_lock(${SWEEP_LOCK})::text`;
       }
       // The record starts when the lock is held, not when the sweep asked for it (a wait for a pooled
       // connection or for the lock would make two sweeps' records overlap): so the records show that
       // one instance swept at a time.
       const lockedAt = clock.now();
-      const running = await tasks.running(tx);
+      const running = await tasks.running(db);
       const now = clock.now();
       const found = findStuck(running, now, options.rules);
       const handled: (HandledTask & { change: RecordedChange; alert: AlertDraft })[] = [];
       if (!dryRun) {
-        for (const { task, verdict } of found) {
-          const resolution = await tasks.resolveStuck(tx, task, verdict, options.action, options.actor, options.tokenName);
+        for (const stuck of found) {
+          const resolution = await resolveStuck(db, stuck, options.action, { actor: options.actor, tokenName: options.tokenName }, now);
           if (!resolution) continue;
           const { change, outcome } = resolution;
-          handled.push({ task: change.row, verdict, outcome, change, alert: stuckAlert(change.row, verdict, outcome, options.actor, now) });
+          const task = change.row;
+          handled.push({ task, verdict: stuck.verdict, outcome, change, alert: stuckAlert(task, stuck.verdict, outcome, options.actor, now) });
         }
       }
       // The alerts go into the outbox in this same transaction; the subscription hears exactly those (deduplicated by key).
       const recorded = await alerts.record(
-        tx,
+        db,
         handled.map((h) => h.alert),
       );
-      if (options.trigger !== 'cleanup') recorded.push(...(await alerts.pendingTooLong(tx)));
+      const published = new Set(recorded.map((r) => r.key));
+      if (options.trigger !== 'cleanup') recorded.push(...(await alerts.pendingTooLong(db)));
+      alerted(recorded);
+      let detectedAt: Date | undefined;
+      for (const { change, verdict, outcome: actionTaken, alert } of handled) {
+        changed(change);
+        if (!published.has(alert.key)) continue;
+        afterCommit(() =>
+          bus.publish('task:stuck', {
+            task: change.row,
+            reason: verdict.reason,
+            stuckSince: verdict.since,
+            stuckForSeconds: verdict.stuckForMs / 1000,
+            detectedAt: (detectedAt ??= clock.now()),
+            actionTaken,
+            actor: options.actor,
+          }),
+        );
+      }
       if (options.trigger !== 'cleanup') {
-        await tx.monitorSweep.deleteMany({ where: { startedAt: { lt: new Date(startedAt.getTime() - SWEEP_HISTORY_MS) } } });
-        await tx.monitorSweep.create({
+        await db.monitorSweep.deleteMany({ where: { startedAt: { lt: new Date(startedAt.getTime() - SWEEP_HISTORY_MS) } } });
+        await db.monitorSweep.create({
           data: {
             startedAt: lockedAt,
             finishedAt: clock.now(),
@@ -116,28 +137,11 @@ export async function sweep({ prisma, tasks, clock, bus, alerts }: SweepDeps, op
           },
         });
       }
-      return { scanned: running.length, found, handled, recorded };
+      return { scanned: running.length, found, handled };
     },
     // A sweep over many running tasks may take a while; the default 5 s would abort it.
     { timeout: 120_000, maxWait: 30_000 },
   );
-
-  const detectedAt = clock.now();
-  const alerted = new Set(outcome?.recorded.map((r) => r.key));
-  alerts.committed(outcome?.recorded ?? []);
-  for (const { change, verdict, outcome: actionTaken, alert } of outcome?.handled ?? []) {
-    tasks.publish(change);
-    if (!alerted.has(alert.key)) continue;
-    bus.publish('task:stuck', {
-      task: change.row,
-      reason: verdict.reason,
-      stuckSince: verdict.since,
-      stuckForSeconds: verdict.stuckForMs / 1000,
-      detectedAt,
-      actionTaken,
-      actor: options.actor,
-    });
-  }
 
   return {
     trigger: options.trigger,

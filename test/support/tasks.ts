@@ -19,7 +19,7 @@ export function taskHarness(database: TestDatabase, alerts: Partial<AlertSetting
     log: pino({ level: 'silent' }),
     alerts: { ...defaultAlertSettings, ...alerts },
   });
-  return { clock, bus, services, tasks: services.tasks, alerts: services.alerts, prisma: database.db.prisma };
+  return { clock, bus, services, commit: services.commit, tasks: services.tasks, alerts: services.alerts, prisma: database.db.prisma };
 }
 
 /** A task brought to `status` the way the API would; `leaseToken` is the one it ran under, if it ran. */

@@ -1,5 +1,5 @@
 import { Prisma } from '../../generated/prisma/client.js';
-import type { Change } from './changes.js';
+import type { Change } from './change.js';
 import type { Db, Task, TaskEvent, TaskEventType, TaskStatus } from '../model.js';
 
 export interface EventSpec {
@@ -30,7 +30,7 @@ type ChangedRow = Task & { fromStatus: TaskStatus | null; fromWorkerId: string |
  * change and appends its TaskEvent, so no write lands without its history (or
  * the other way round), and a racing writer sees both or neither.
  *
- * `change` is an INSERT, UPDATE or DELETE on "Task" (see changes.ts)
+ * `change` is an INSERT, UPDATE or DELETE on "Task" (see change.ts)
  * returning the task's columns plus "fromStatus" and "fromWorkerId" (status
  * and worker before the write) and "record" (whether this write earns a
  * history entry). When its

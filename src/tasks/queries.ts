@@ -1,0 +1,119 @@
+import type { Clock } from '../clock.js';
+import { TaskwardenError } from '../errors.js';
+import type { Prisma, PrismaClient } from '../generated/prisma/client.js';
+import { TaskStatus, type Db, type Task, type TaskEvent, type TaskEventType } from './model.js';
+import type { EventPosition } from './position.js';
+import { readEvents } from './sql/event-log.js';
+import { findStuck, type StuckRules, type StuckTask } from './stuck.js';
+import * as valid from './validate.js';
+
+// Reads of tasks and their history: plain functions over a client or a transaction.
+
+export interface TaskFilter {
+  status?: TaskStatus[] | null;
+  kind?: string | null;
+  /** A case-insensitive substring of the name (at most 200 characters). */
+  search?: string | null;
+}
+
+/** Prisma's page arguments, as the GraphQL connection computes them. */
+export interface PageArgs {
+  take?: number;
+  skip?: number;
+  cursor?: Prisma.TaskWhereUniqueInput;
+}
+
+export interface HistoryFilter {
+  taskId?: string | null;
+  kinds?: readonly string[] | null;
+  types?: readonly TaskEventType[] | null;
+  after?: EventPosition | null;
+  limit?: number;
+}
+
+/** How long a history read waits for entries that are committed but held behind an older, still running transaction. */
+const SETTLE_WAIT_MS = 2000;
+
+export const taskNotFound = (id: string) => new TaskwardenError('NOT_FOUND', `Task ${id} does not exist.`, { id });
+
+export function getTask(db: Db, id: string): Promise<Task | null> {
+  return db.task.findUnique({ where: { id: valid.taskId(id) } });
+}
+
+export async function requireTask(db: Db, id: string): Promise<Task> {
+  const task = await getTask(db, id);
+  if (!task) throw taskNotFound(id);
+  return task;
+}
+
+/** Newest first. */
+export function listTasks(db: Db, filter: TaskFilter, page: PageArgs = {}): Promise<Task[]> {
+  return db.task.findMany({ ...page, where: taskWhere(filter), orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+}
+
+export function countTasks(db: Db, filter: TaskFilter): Promise<number> {
+  return db.task.count({ where: taskWhere(filter) });
+}
+
+/**
+ * A task's history (or everyone's) in the order every stream delivers it,
+ * after a position. An entry committed but not settled yet (an older
+ * transaction still runs) is waited for briefly rather than skipped, so the
+ * last entry returned is a cursor that misses nothing.
+ */
+export async function taskHistory(db: Db, filter: HistoryFilter): Promise<TaskEvent[]> {
+  const range = {
+    taskId: filter.taskId ? valid.taskId(filter.taskId, 'taskId') : undefined,
+    kinds: valid.kinds(filter.kinds),
+    types: filter.types ?? undefined,
+    after: filter.after ?? undefined,
+    limit: filter.limit ?? 500,
+  };
+  const deadline = Date.now() + SETTLE_WAIT_MS;
+  for (let pause = 5; ; pause = Math.min(pause * 2, 100)) {
+    const page = await readEvents(db, range);
+    if (!page.unsettled || page.events.length === range.limit || Date.now() >= deadline) return page.events;
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
+/** The id of the newest history entry of a task, so live streams know where the snapshot stands. */
+export async function lastEventId(db: Db, taskId: string): Promise<bigint | null> {
+  const last = await db.taskEvent.findFirst({ where: { taskId }, orderBy: { id: 'desc' }, select: { id: true } });
+  return last?.id ?? null;
+}
+
+/** Running tasks with what stuck detection needs. A sweep reads only these rows (index on status). */
+export function runningTasks(db: Db): Promise<Task[]> {
+  return db.task.findMany({ where: { status: TaskStatus.RUNNING }, orderBy: { startedAt: 'asc' } });
+}
+
+/** Running tasks that are stuck under these rules at `now`, longest stuck first. */
+export async function stuckTasks(db: Db, now: Date, rules: StuckRules): Promise<StuckTask[]> {
+  const found = findStuck(await runningTasks(db), now, rules);
+  return found.sort((a, b) => b.verdict.stuckForMs - a.verdict.stuckForMs);
+}
+
+/** The reads above on one client, with the time from the clock: what the task service offers. */
+export function taskQueries(prisma: PrismaClient, clock: Clock) {
+  return {
+    get: (id: string) => getTask(prisma, id),
+    require: (id: string) => requireTask(prisma, id),
+    list: (filter: TaskFilter, page?: PageArgs) => listTasks(prisma, filter, page),
+    count: (filter: TaskFilter) => countTasks(prisma, filter),
+    history: (filter: HistoryFilter) => taskHistory(prisma, filter),
+    lastEventId: (taskId: string) => lastEventId(prisma, taskId),
+    stuck: (rules: StuckRules) => stuckTasks(prisma, clock.now(), rules),
+    running: (db: Db = prisma) => runningTasks(db),
+  };
+}
+
+function taskWhere(filter: TaskFilter): Prisma.TaskWhereInput {
+  const search = valid.optionalText(filter.search, 'search', valid.limits.name);
+  return {
+    ...(filter.status?.length ? { status: { in: filter.status } } : {}),
+    ...(filter.kind ? { kind: filter.kind } : {}),
+    // Prisma passes LIKE wildcards through: escaped, `%` and `_` match only themselves.
+    ...(search ? { name: { contains: search.replace(/[\\%_]/g, '\\$&'), mode: 'insensitive' } } : {}),
+  };
+}

@@ -3,8 +3,10 @@ import parsePrometheus from 'parse-prometheus-text-format';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { openDatabase } from '../src/db/open.js';
 import { createMonitor } from '../src/monitor/monitor.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { startProxy } from './support/proxy.js';
 import { startReceiver, until } from './support/receiver.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { taskHarness } from './support/tasks.js';
@@ -155,6 +157,175 @@ describeEachDatabase('alerts [%s]', (kind) => {
     expect(bursts.map((b) => b.body.details.failures)).toEqual([3, 3]);
     expect(bursts[0]!.body.summary).toBe('3 "optimize" tasks failed within 10 minutes.');
   });
+
+  it('alerts once on a task left PENDING longer than ALERT_PENDING_AFTER, and not on one started or created since', { timeout: 90_000 }, async () => {
+    const receiver = await startReceiver();
+    cleanup.push(() => receiver.close());
+    const { server } = await setup({ ALERT_WEBHOOK_URLS: receiver.url, ALERT_PENDING_AFTER: '10m', HEARTBEAT_TIMEOUT: '1h', STALL_TIMEOUT: '1h' });
+    const create = async (name: string) => (await server.ok(`mutation($n: String!) { createTask(input: { name: $n, kind: "gpu" }) { id } }`, { n: name })).createTask.id as string;
+    const sweep = () => server.ok('mutation { runMonitorSweep { ran } }');
+    const waiting = await create('no worker for me');
+    await runningTask(server, 'picked up at once', 'gpu');
+    server.clock.advance(5 * 60_000);
+    const later = await create('created later');
+    server.clock.advance(6 * 60_000); // the first has waited 11 minutes, the later one 6
+    await sweep();
+    await until(() => receiver.accepted.length === 1);
+    expect(receiver.received[0]!.body).toMatchObject({
+      id: `task.pending:${waiting}`,
+      rule: 'task.pending',
+      severity: 'warning',
+      summary: 'Task "no worker for me" has waited 11 minutes for a worker (kind "gpu").',
+      task: { id: waiting, status: 'PENDING', kind: 'gpu' },
+      details: { pendingForSeconds: 660 },
+    });
+    // One per task: later sweeps say nothing more about it.
+    await sweep();
+    await sweep();
+    server.clock.advance(5 * 60_000);
+    await sweep();
+    await until(() => receiver.accepted.length === 2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(receiver.received.map((r) => r.body.id)).toEqual([`task.pending:${waiting}`, `task.pending:${later}`]);
+    expect((await server.ok('{ alerts { rule taskId } }')).alerts).toEqual([
+      { rule: 'task.pending', taskId: later },
+      { rule: 'task.pending', taskId: waiting },
+    ]);
+  });
+
+  it('counts failure bursts per kind: failures of two kinds never add up to one burst', { timeout: 90_000 }, async () => {
+    const receiver = await startReceiver();
+    cleanup.push(() => receiver.close());
+    const { server } = await setup({ ALERT_WEBHOOK_URLS: receiver.url, ALERT_BURST_COUNT: '3', ALERT_BURST_WINDOW: '10m' });
+    server.clock.set(new Date(Math.ceil(server.clock.now().getTime() / 600_000) * 600_000 + 1000));
+    const fail = async (kind: string) => {
+      const { id, lease } = await runningTask(server, `${kind} run`, kind);
+      await server.ok(`mutation { failTask(id: "${id}", leaseToken: "${lease}", error: "diverged") { id } }`);
+    };
+    const rules = (rule: string) => receiver.accepted.filter((r) => r.body.rule === rule);
+    for (const kind of ['optimize', 'backtest', 'optimize', 'backtest']) await fail(kind);
+    await until(() => rules('task.failed').length === 4);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(rules('failures.burst')).toEqual([]); // four failures in the window, but two of each kind
+    await fail('optimize');
+    await until(() => rules('failures.burst').length === 1);
+    expect(rules('failures.burst')[0]!.body).toMatchObject({ details: { kind: 'optimize', failures: 3 }, summary: '3 "optimize" tasks failed within 10 minutes.' });
+    await fail('backtest');
+    await until(() => rules('failures.burst').length === 2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(rules('failures.burst').map((r) => [r.body.details.kind, r.body.details.failures])).toEqual([
+      ['optimize', 3],
+      ['backtest', 3],
+    ]);
+  });
+
+  it('rolls an alert back with its cause: a transaction that fails after writing the alert delivers and publishes nothing', { timeout: 90_000 }, async () => {
+    const receiver = await startReceiver();
+    cleanup.push(() => receiver.close());
+    const { server, database } = await setup({ ALERT_WEBHOOK_URLS: receiver.url });
+    const prisma = database.db.prisma;
+    // The cause itself fails at commit, after the alert went into the outbox in the same transaction.
+    await prisma.$executeRawUnsafe(`CREATE FUNCTION refuse_ending() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$`);
+    await prisma.$executeRawUnsafe(
+      `CREATE CONSTRAINT TRIGGER refuse_ending AFTER INSERT ON "TaskEvent" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.type::text IN ('CANCELLED', 'FAILED')) EXECUTE FUNCTION refuse_ending()`,
+    );
+    const heard: unknown[] = [];
+    const client = createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    cleanup.push(async () => client.dispose());
+    const baseline = server.taskwarden.services.bus.openSubscriptions;
+    client.subscribe({ query: 'subscription { stuckTaskDetected { task { id } } }' }, { next: (m) => void heard.push(m), error: () => {}, complete: () => {} });
+    await until(() => server.taskwarden.services.bus.openSubscriptions > baseline);
+
+    const stuck = await runningTask(server, 'stuck, but its cancel is refused');
+    const failing = await runningTask(server, 'fails, but its failure is refused');
+    server.clock.advance(2 * HOUR);
+    const swept = await server.gql('mutation { runMonitorSweep { ran } }');
+    expect(swept.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
+    const failed = await server.gql(`mutation { failTask(id: "${failing.id}", leaseToken: "${failing.lease}", error: "boom") { id } }`);
+    expect(failed.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
+    await new Promise((r) => setTimeout(r, 500)); // the delivery loop polls every 100 ms
+    expect(await prisma.alert.count()).toBe(0);
+    expect(await prisma.alertDelivery.count()).toBe(0);
+    expect(receiver.received).toEqual([]);
+    expect(heard).toEqual([]);
+    expect((await prisma.task.findMany({ select: { status: true } })).map((t) => t.status)).toEqual(['RUNNING', 'RUNNING']);
+
+    // The same sweep once the cause can commit: its alert is delivered and heard (so the silence above meant something).
+    await prisma.$executeRawUnsafe('DROP TRIGGER refuse_ending ON "TaskEvent"');
+    // A failed sweep starts the monitor's grace again: the first sweep through finds nothing stuck.
+    await server.ok('mutation { runMonitorSweep { ran } }');
+    server.clock.advance(2 * HOUR);
+    await server.ok('mutation { runMonitorSweep { ran } }');
+    await until(() => receiver.accepted.length === 2 && heard.length === 2);
+    expect(new Set(receiver.accepted.map((r) => r.body.task.id))).toEqual(new Set([stuck.id, failing.id]));
+  });
+
+  if (kind === 'postgres') {
+    it('delivers each alert exactly once when two instances run delivery on one database', { timeout: 90_000 }, async () => {
+      const receiver = await startReceiver(() => 200, 0, { delayMs: 100 });
+      cleanup.push(() => receiver.close());
+      const env = { ALERT_WEBHOOK_URLS: receiver.url, ALERT_POLL_INTERVAL: '50ms', ALERT_BURST_COUNT: '1000' };
+      const { server: a, database } = await setup(env);
+      // The second instance opens its own connections, as another machine would.
+      const second = await openDatabase(database.target, { migrate: false });
+      const b = await startTestServer({ ...database, db: second }, { LOG_LEVEL: 'silent', ALERT_RETRY_BASE: '50ms', ...env });
+      cleanup.push(() => second.close(), () => b.stop());
+      const failMany = async (server: TestServer, n: number) => {
+        for (let i = 0; i < n; i++) {
+          const { id, lease } = await runningTask(server, `fails ${i}`);
+          await server.ok(`mutation { failTask(id: "${id}", leaseToken: "${lease}", error: "boom") { id } }`);
+        }
+      };
+      const N = 15;
+      await Promise.all([failMany(a, N), failMany(b, N)]);
+      await until(() => receiver.received.length >= 2 * N, 30_000);
+      await new Promise((r) => setTimeout(r, 500)); // anything sent twice would have arrived by now
+      const ids = receiver.received.map((r) => r.body.id);
+      expect(ids).toHaveLength(2 * N);
+      expect(new Set(ids).size).toBe(2 * N);
+      const deliveries = await database.db.prisma.alertDelivery.findMany({ select: { status: true, attempts: true } });
+      expect(deliveries).toHaveLength(2 * N);
+      expect(deliveries.every((d) => d.status === 'DELIVERED' && d.attempts === 1)).toBe(true);
+      // Both instances took part.
+      const delivered = async (server: TestServer) => {
+        const text = await (await fetch(server.url.replace('/graphql', '/metrics'))).text();
+        return Number(/^taskwarden_alert_deliveries_total\{outcome="delivered"\} (\d+)/m.exec(text)?.[1] ?? 0);
+      };
+      const [byA, byB] = [await delivered(a), await delivered(b)];
+      expect(byA + byB).toBe(2 * N);
+      expect(byA).toBeGreaterThan(0);
+      expect(byB).toBeGreaterThan(0);
+    });
+
+    it('sends monitor.failing straight while the database is away, and writes it to the outbox once it is back', { timeout: 90_000 }, async () => {
+      const receiver = await startReceiver();
+      cleanup.push(() => receiver.close());
+      const database = await openTestDatabase(kind);
+      cleanup.push(() => database.close());
+      const url = new URL((database.target as { url: string }).url);
+      const proxy = await startProxy({ host: url.hostname, port: Number(url.port || 5432) });
+      url.port = String(proxy.port);
+      const proxied = await openDatabase({ url: url.toString() }, { migrate: false });
+      cleanup.push(() => proxy.close(), () => proxied.close());
+      const server = await startTestServer(
+        { ...database, db: proxied },
+        { ALERT_WEBHOOK_URLS: receiver.url, MONITOR_ENABLED: 'true', MONITOR_INTERVAL: '100ms', ALERT_SWEEP_FAILURES: '2', ALERT_POLL_INTERVAL: '100ms', ALERT_RETRY_BASE: '50ms' },
+      );
+      cleanup.push(() => server.stop());
+      await proxy.cut();
+      await until(() => receiver.accepted.length === 1, 20_000);
+      const [straight] = receiver.accepted;
+      expect(straight!.body).toMatchObject({ rule: 'monitor.failing', details: { consecutiveFailures: 2 } });
+      expect(await database.db.prisma.alert.count()).toBe(0); // the outbox was out of reach
+      await proxy.restore();
+      await until(() => receiver.accepted.length === 2, 20_000);
+      // The outbox's delivery carries the same idempotency key, so a receiver keeps one.
+      expect(receiver.accepted[1]!.body).toEqual(straight!.body);
+      expect(receiver.accepted[1]!.headers['idempotency-key']).toBe(straight!.body.id);
+      const { alerts } = await server.ok('{ alerts { key rule status } }');
+      expect(alerts).toEqual([{ key: straight!.body.id, rule: 'monitor.failing', status: 'DELIVERED' }]);
+    });
+  }
 
   it('keeps an alert that failed for good visible, and sends it again on retryAlert', async () => {
     let up = false;

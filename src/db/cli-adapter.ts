@@ -2,6 +2,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { releasingOnFailedCommit, reportingFailedCommits } from './commit-failures.js';
 import { acquireDataDir, MEMORY } from './data-dir.js';
 
 /**
@@ -9,7 +10,7 @@ import { acquireDataDir, MEMORY } from './data-dir.js';
  * @prisma/driver-adapter-utils whose types differ only in name from the one
  * Prisma 6.19 uses (0.7 needs Prisma 7), so the type is restated here.
  */
-export const pgliteAdapter = (pglite: PGlite) => new PrismaPGlite(pglite) as unknown as SqlMigrationAwareDriverAdapterFactory;
+export const pgliteAdapter = (pglite: PGlite) => reportingFailedCommits(new PrismaPGlite(pglite) as unknown as SqlMigrationAwareDriverAdapterFactory);
 
 /**
  * The driver adapter the Prisma CLI uses (see prisma.config.ts): the same
@@ -18,7 +19,7 @@ export const pgliteAdapter = (pglite: PGlite) => new PrismaPGlite(pglite) as unk
  * commands such as `migrate diff --from-empty` never touch it.
  */
 export function cliAdapter(url: string | undefined): SqlMigrationAwareDriverAdapterFactory {
-  if (url && /^postgres(ql)?:\/\//.test(url)) return new PrismaPg({ connectionString: url, options: '-c TimeZone=UTC' });
+  if (url && /^postgres(ql)?:\/\//.test(url)) return releasingOnFailedCommit(new PrismaPg({ connectionString: url, options: '-c TimeZone=UTC' }));
   let opened: { pglite: PGlite; adapter: SqlMigrationAwareDriverAdapterFactory } | undefined;
   const open = () => {
     if (!opened) {

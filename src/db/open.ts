@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { TaskwardenError } from '../errors.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { pgliteAdapter } from './cli-adapter.js';
+import { releasingOnFailedCommit } from './commit-failures.js';
 import { acquireDataDir, MEMORY, type DataDir } from './data-dir.js';
 import { migrate, pendingMigrations, type SqlSession } from './migrate.js';
 
@@ -63,7 +64,7 @@ async function openPostgres(url: string, shouldMigrate: boolean): Promise<Databa
     await pool.end();
     throw error;
   }
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const prisma = new PrismaClient({ adapter: releasingOnFailedCommit(new PrismaPg(pool)) });
   return {
     prisma,
     provider: 'postgres',

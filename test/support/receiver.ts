@@ -9,9 +9,9 @@ export interface Received {
 
 /**
  * A real webhook receiver on a port of its own. `respond` decides each
- * answer's status (default 200); everything received is kept.
+ * answer's status (default 200), given `delayMs` later; everything received is kept.
  */
-export async function startReceiver(respond: (n: number) => number = () => 200, port = 0) {
+export async function startReceiver(respond: (n: number) => number = () => 200, port = 0, { delayMs = 0 }: { delayMs?: number } = {}) {
   const received: Received[] = [];
   let count = 0;
   const server = createServer((req, res) => {
@@ -20,7 +20,8 @@ export async function startReceiver(respond: (n: number) => number = () => 200, 
     req.on('end', () => {
       const status = respond(++count);
       received.push({ headers: req.headers, body: JSON.parse(text), status });
-      res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'no');
+      // A slow receiver keeps each delivery in flight a while (what a claim must protect).
+      setTimeout(() => res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'no'), delayMs);
     });
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));

@@ -35,14 +35,28 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** Opens the database, applies pending migrations, and returns a Prisma client over it. */
-export async function openDatabase(target: DatabaseTarget, options: { migrate?: boolean } = {}): Promise<Database> {
-  const shouldMigrate = options.migrate ?? true;
-  if ('url' in target) return openPostgres(target.url, shouldMigrate);
-  return openPGlite(target, shouldMigrate);
+export interface OpenOptions {
+  /** Apply pending migrations (default true). */
+  migrate?: boolean;
+  /** Called with each SQL statement the Prisma client sends (Prisma's query event): for counting or tracing them. */
+  onQuery?: (sql: string) => void;
 }
 
-async function openPostgres(url: string, shouldMigrate: boolean): Promise<Database> {
+/** Opens the database, applies pending migrations, and returns a Prisma client over it. */
+export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Database> {
+  const shouldMigrate = options.migrate ?? true;
+  if ('url' in target) return openPostgres(target.url, shouldMigrate, options.onQuery);
+  return openPGlite(target, shouldMigrate, options.onQuery);
+}
+
+function prismaClient(adapter: ReturnType<typeof releasingOnFailedCommit> | ReturnType<typeof pgliteAdapter>, onQuery: OpenOptions['onQuery']): PrismaClient {
+  if (!onQuery) return new PrismaClient({ adapter });
+  const prisma = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] });
+  prisma.$on('query', (event) => onQuery(event.query));
+  return prisma as unknown as PrismaClient;
+}
+
+async function openPostgres(url: string, shouldMigrate: boolean, onQuery: OpenOptions['onQuery']): Promise<Database> {
   // Prisma's driver adapters send DateTime values without a zone, so the server
   // would read them in its own time zone; pinning the session to UTC keeps every
   // timestamp right whatever the server's (or the database's) TimeZone setting.
@@ -64,7 +78,7 @@ async function openPostgres(url: string, shouldMigrate: boolean): Promise<Databa
     await pool.end();
     throw error;
   }
-  const prisma = new PrismaClient({ adapter: releasingOnFailedCommit(new PrismaPg(pool)) });
+  const prisma = prismaClient(releasingOnFailedCommit(new PrismaPg(pool)), onQuery);
   return {
     prisma,
     provider: 'postgres',
@@ -78,7 +92,7 @@ async function openPostgres(url: string, shouldMigrate: boolean): Promise<Databa
   };
 }
 
-async function openPGlite(target: { dataDir: string } | { memory: true }, shouldMigrate: boolean): Promise<Database> {
+async function openPGlite(target: { dataDir: string } | { memory: true }, shouldMigrate: boolean, onQuery: OpenOptions['onQuery']): Promise<Database> {
   const dataDir: DataDir | undefined = 'dataDir' in target ? acquireDataDir(target.dataDir) : undefined;
   let pglite: PGlite;
   try {
@@ -102,7 +116,7 @@ async function openPGlite(target: { dataDir: string } | { memory: true }, should
     dataDir?.release();
     throw error;
   }
-  const prisma = new PrismaClient({ adapter: pgliteAdapter(pglite) });
+  const prisma = prismaClient(pgliteAdapter(pglite), onQuery);
   return {
     prisma,
     provider: 'pglite',

@@ -2,6 +2,7 @@ import { alertStatus, type AlertStatus } from '../alerts/service.js';
 import type { AlertPayload } from '../alerts/rules.js';
 import { badInput } from '../errors.js';
 import type { Alert, AlertDelivery } from '../generated/prisma/client.js';
+import { firstArg, idArg, pageSize } from './args.js';
 import { builder } from './builder.js';
 
 const AlertStatusEnum = builder.enumType('AlertStatus', {
@@ -51,11 +52,8 @@ builder.queryField('alerts', (t) =>
     authScopes: { read: true },
     type: [AlertRef],
     description: 'Alerts, newest first, optionally only those in one delivery state.',
-    args: { status: t.arg({ type: AlertStatusEnum }), first: t.arg.int({ defaultValue: 50, required: true }) },
-    resolve: (_root, args, ctx) => {
-      if (args.first < 1 || args.first > 500) throw badInput('first', 'must be from 1 to 500');
-      return ctx.services.alerts.list({ status: args.status, first: args.first });
-    },
+    args: { status: t.arg({ type: AlertStatusEnum }), first: t.arg.int(firstArg(50)) },
+    resolve: (_root, args, ctx) => ctx.services.alerts.list({ status: args.status, first: pageSize(args.first, 500) }),
   }),
 );
 
@@ -66,7 +64,7 @@ builder.mutationField('retryAlert', (t) =>
     description: "Sends an alert again to the webhooks that could not take it, with a fresh round of attempts.",
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, args, ctx) => {
-      const id = String(args.id);
+      const id = idArg(args.id);
       if (!/^\d{1,18}$/.test(id)) throw badInput('id', `"${id.slice(0, 40)}" is not an alert id`);
       return ctx.services.alerts.retry(BigInt(id));
     },

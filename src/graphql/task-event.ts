@@ -1,8 +1,12 @@
-import type { Task, TaskEvent } from '../tasks/model.js';
-import { badInput } from '../errors.js';
-import { cursorOf, parseCursor } from '../tasks/position.js';
+import { createContextCache } from '@pothos/core';
+import DataLoader from 'dataloader';
+import type { Task, TaskEvent, TaskEventType } from '../tasks/model.js';
+import { cursorOf } from '../tasks/position.js';
+import { cursorArg, firstArg, idArg, optionalIdArg, pageSize } from './args.js';
 import { builder } from './builder.js';
+import type { Context } from './context.js';
 import { TaskEventTypeEnum, TaskStatusEnum } from './enums.js';
+// One way only: Task.events is added here, so task.ts needs nothing from this file.
 import { TaskRef } from './task.js';
 
 /** A history entry, with the task as it stood right after it when it came live. */
@@ -44,6 +48,43 @@ TaskEventRef.implement({
 });
 
 const MAX_PAGE = 1000;
+const MAX_EVENTS = 5000;
+
+builder.prismaObjectField('Task', 'events', (t) =>
+  t.field({
+    type: [TaskEventRef],
+    description: 'Its history, oldest first: who did what, and why.',
+    args: {
+      types: t.arg({ type: [TaskEventTypeEnum], required: false, description: 'Only these kinds of entries.' }),
+      first: t.arg.int(firstArg(500, `At most this many entries (up to ${MAX_EVENTS}).`)),
+    },
+    resolve: (task, args, ctx) => historyLoader(ctx, args.types, pageSize(args.first, MAX_EVENTS)).load(task.id),
+  }),
+);
+
+/**
+ * Task.events for every task a request lists, read in one statement per tick (not one per task),
+ * one loader per request and argument set. Nothing is cached across ticks: a subscription keeps its
+ * context for every event it delivers, and each must show the history as it is then.
+ */
+const historyLoaders = createContextCache((_ctx: Context) => new Map<string, DataLoader<string, TaskEvent[]>>());
+
+function historyLoader(ctx: Context, types: readonly TaskEventType[] | null | undefined, limit: number): DataLoader<string, TaskEvent[]> {
+  const loaders = historyLoaders(ctx);
+  const key = JSON.stringify([types ?? null, limit]);
+  let loader = loaders.get(key);
+  if (!loader) {
+    loader = new DataLoader(
+      async (taskIds) => {
+        const histories = await ctx.services.tasks.histories(taskIds, { types, limit });
+        return taskIds.map((id) => histories.get(id) ?? []);
+      },
+      { cache: false },
+    );
+    loaders.set(key, loader);
+  }
+  return loader;
+}
 
 builder.queryFields((t) => ({
   taskEvents: t.field({
@@ -56,18 +97,16 @@ builder.queryFields((t) => ({
       kinds: t.arg.stringList(),
       types: t.arg({ type: [TaskEventTypeEnum], required: false }),
       afterEventId: t.arg.id(),
-      first: t.arg.int({ defaultValue: 100, required: true }),
+      first: t.arg.int(firstArg(100)),
     },
-    resolve: (_root, args, ctx) => {
-      if (args.first < 1 || args.first > MAX_PAGE) throw badInput('first', `must be from 1 to ${MAX_PAGE}`);
-      return ctx.services.tasks.history({
-        taskId: args.taskId == null ? null : String(args.taskId),
+    resolve: (_root, args, ctx) =>
+      ctx.services.tasks.history({
+        taskId: optionalIdArg(args.taskId),
         kinds: args.kinds,
         types: args.types,
-        after: args.afterEventId == null ? null : parseCursor(String(args.afterEventId)),
-        limit: args.first,
-      });
-    },
+        after: cursorArg(args.afterEventId),
+        limit: pageSize(args.first, MAX_PAGE),
+      }),
   }),
 }));
 
@@ -81,9 +120,9 @@ builder.subscriptionFields((t) => ({
     subscribe: async (_root, args, ctx) =>
       ctx.live(
         await ctx.services.live.taskUpdates({
-          taskId: args.id == null ? null : String(args.id),
+          taskId: optionalIdArg(args.id),
           kinds: args.kinds,
-          after: args.afterEventId == null ? null : parseCursor(String(args.afterEventId)),
+          after: cursorArg(args.afterEventId),
         }),
       ),
     resolve: (change) => ({ ...change.event, snapshot: change.task }),
@@ -93,7 +132,7 @@ builder.subscriptionFields((t) => ({
     type: TaskRef,
     description: "The task's current state, then each change; completes when it reaches a terminal state.",
     args: { id: t.arg.id({ required: true }) },
-    subscribe: async (_root, args, ctx) => ctx.live(await ctx.services.live.taskProgress(String(args.id))),
+    subscribe: async (_root, args, ctx) => ctx.live(await ctx.services.live.taskProgress(idArg(args.id))),
     resolve: (task) => task,
   }),
 }));

@@ -1,13 +1,10 @@
 import { heartbeatIntervalMs, type StuckVerdict } from '../tasks/stuck.js';
 import { runSeconds, type Task } from '../tasks/model.js';
 import * as valid from '../tasks/validate.js';
-import { badInput } from '../errors.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
-import { StuckReasonEnum, TaskEventTypeEnum, TaskStatusEnum } from './enums.js';
-import { TaskEventRef } from './task-event.js';
-
-const MAX_EVENTS = 5000;
+import { idArg } from './args.js';
+import { StuckReasonEnum, TaskStatusEnum } from './enums.js';
 
 /** The verdict this request already reached for the task, or the monitor's own. */
 export function verdictOf(task: Task, ctx: Context): StuckVerdict | null {
@@ -15,6 +12,7 @@ export function verdictOf(task: Task, ctx: Context): StuckVerdict | null {
   return ctx.services.monitor.verdict(task);
 }
 
+/** Task.events, its history, is added in task-event.ts (where TaskEvent lives), so this file does not import that one. */
 export const TaskRef = builder.prismaObject('Task', {
   description: 'A unit of long-running work, such as one backtest. Its lease token is never readable.',
   fields: (t) => ({
@@ -68,18 +66,6 @@ export const TaskRef = builder.prismaObject('Task', {
         return verdict ? verdict.stuckForMs / 1000 : null;
       },
     }),
-    events: t.field({
-      type: [TaskEventRef],
-      description: 'Its history, oldest first: who did what, and why.',
-      args: {
-        types: t.arg({ type: [TaskEventTypeEnum], required: false, description: 'Only these kinds of entries.' }),
-        first: t.arg.int({ defaultValue: 500, required: true, description: `At most this many entries (up to ${MAX_EVENTS}).` }),
-      },
-      resolve: (task, args, ctx) => {
-        if (args.first < 1 || args.first > MAX_EVENTS) throw badInput('first', `must be from 1 to ${MAX_EVENTS}`);
-        return ctx.services.tasks.history({ taskId: task.id, types: args.types, limit: args.first });
-      },
-    }),
   }),
 });
 
@@ -119,7 +105,7 @@ builder.queryFields((t) => ({
     type: 'Task',
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_query, _root, args, ctx) => ctx.services.tasks.get(String(args.id)),
+    resolve: (_query, _root, args, ctx) => ctx.services.tasks.get(idArg(args.id)),
   }),
   tasks: t.prismaConnection(
     {
@@ -166,7 +152,7 @@ builder.mutationFields((t) => ({
     type: TaskLeaseRef,
     description: 'PENDING -> RUNNING for this task, with a new lease.',
     args: { id: t.arg.id({ required: true }), workerId: t.arg.string({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.services.tasks.start(String(args.id), args.workerId, ctx.tokenName),
+    resolve: (_root, args, ctx) => ctx.services.tasks.start(idArg(args.id), args.workerId, ctx.tokenName),
   }),
   claimTask: t.field({
     authScopes: { work: true },
@@ -187,35 +173,35 @@ builder.mutationFields((t) => ({
       message: t.arg.string(),
     },
     resolve: (_root, args, ctx) =>
-      ctx.services.tasks.reportProgress(String(args.id), args.leaseToken, { progress: args.progress, message: args.message }, ctx.tokenName),
+      ctx.services.tasks.reportProgress(idArg(args.id), args.leaseToken, { progress: args.progress, message: args.message }, ctx.tokenName),
   }),
   completeTask: t.field({
     authScopes: { work: true },
     type: TaskRef,
     description: 'RUNNING -> COMPLETED by the lease holder: result, status and progress 100 are stored together.',
     args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), result: t.arg({ type: 'JSON' }) },
-    resolve: (_root, args, ctx) => ctx.services.tasks.complete(String(args.id), args.leaseToken, args.result, ctx.tokenName),
+    resolve: (_root, args, ctx) => ctx.services.tasks.complete(idArg(args.id), args.leaseToken, args.result, ctx.tokenName),
   }),
   failTask: t.field({
     authScopes: { work: true },
     type: TaskRef,
     description: 'RUNNING -> FAILED by the lease holder.',
     args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), error: t.arg.string({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.services.tasks.fail(String(args.id), args.leaseToken, args.error, ctx.tokenName),
+    resolve: (_root, args, ctx) => ctx.services.tasks.fail(idArg(args.id), args.leaseToken, args.error, ctx.tokenName),
   }),
   releaseTask: t.field({
     authScopes: { work: true },
     type: TaskRef,
     description: 'RUNNING -> PENDING by the lease holder, e.g. a worker shutting down: another worker can claim it.',
     args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), reason: t.arg.string() },
-    resolve: (_root, args, ctx) => ctx.services.tasks.release(String(args.id), args.leaseToken, args.reason, ctx.tokenName),
+    resolve: (_root, args, ctx) => ctx.services.tasks.release(idArg(args.id), args.leaseToken, args.reason, ctx.tokenName),
   }),
   stopTask: t.field({
     authScopes: { operate: true },
     type: TaskRef,
     description: 'PENDING or RUNNING -> CANCELLED. The worker loses its lease.',
     args: { id: t.arg.id({ required: true }), reason: t.arg.string() },
-    resolve: (_root, args, ctx) => ctx.services.tasks.stop(String(args.id), { reason: args.reason, actor: ctx.actor, tokenName: ctx.tokenName }),
+    resolve: (_root, args, ctx) => ctx.services.tasks.stop(idArg(args.id), { reason: args.reason, actor: ctx.actor, tokenName: ctx.tokenName }),
   }),
   forceComplete: t.field({
     authScopes: { operate: true },
@@ -227,13 +213,13 @@ builder.mutationFields((t) => ({
       reason: t.arg.string(),
     },
     resolve: (_root, args, ctx) =>
-      ctx.services.tasks.forceComplete(String(args.id), { status: args.status, reason: args.reason, actor: ctx.actor, tokenName: ctx.tokenName }),
+      ctx.services.tasks.forceComplete(idArg(args.id), { status: args.status, reason: args.reason, actor: ctx.actor, tokenName: ctx.tokenName }),
   }),
   deleteTask: t.field({
     authScopes: { operate: true },
     type: 'ID',
     description: 'Deletes a terminal task (TASK_NOT_TERMINAL otherwise). Its history is kept.',
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.services.tasks.delete(String(args.id), { actor: ctx.actor, tokenName: ctx.tokenName }),
+    resolve: (_root, args, ctx) => ctx.services.tasks.delete(idArg(args.id), { actor: ctx.actor, tokenName: ctx.tokenName }),
   }),
 }));

@@ -3,7 +3,7 @@ import { TaskwardenError } from '../errors.js';
 import type { Prisma, PrismaClient } from '../generated/prisma/client.js';
 import { TaskStatus, type Db, type Task, type TaskEvent, type TaskEventType } from './model.js';
 import type { EventPosition } from './position.js';
-import { readEvents } from './sql/event-log.js';
+import { readEvents, readTaskHistories } from './sql/event-log.js';
 import { findStuck, type StuckRules, type StuckTask } from './stuck.js';
 import * as valid from './validate.js';
 
@@ -69,10 +69,32 @@ export async function taskHistory(db: Db, filter: HistoryFilter): Promise<TaskEv
     after: filter.after ?? undefined,
     limit: filter.limit ?? 500,
   };
+  const page = await untilSettled(
+    () => readEvents(db, range),
+    (page) => !page.unsettled || page.events.length === range.limit,
+  );
+  return page.events;
+}
+
+/**
+ * The oldest `limit` entries of each task's history, in one statement (Task.events for a page of
+ * tasks), waiting briefly for unsettled entries as taskHistory does.
+ */
+export async function taskHistories(db: Db, taskIds: readonly string[], filter: { types?: readonly TaskEventType[] | null; limit: number }): Promise<Map<string, TaskEvent[]>> {
+  const range = { taskIds, types: filter.types ?? undefined, limit: filter.limit };
+  const pages = await untilSettled(
+    () => readTaskHistories(db, range),
+    (pages) => [...pages.values()].every((page) => !page.unsettled || page.events.length === range.limit),
+  );
+  return new Map([...pages].map(([id, page]) => [id, page.events]));
+}
+
+/** Reads until `settled` says the answer is complete, or SETTLE_WAIT_MS passed. */
+async function untilSettled<T>(read: () => Promise<T>, settled: (answer: T) => boolean): Promise<T> {
   const deadline = Date.now() + SETTLE_WAIT_MS;
   for (let pause = 5; ; pause = Math.min(pause * 2, 100)) {
-    const page = await readEvents(db, range);
-    if (!page.unsettled || page.events.length === range.limit || Date.now() >= deadline) return page.events;
+    const answer = await read();
+    if (settled(answer) || Date.now() >= deadline) return answer;
     await new Promise((resolve) => setTimeout(resolve, pause));
   }
 }
@@ -102,6 +124,7 @@ export function taskQueries(prisma: PrismaClient, clock: Clock) {
     list: (filter: TaskFilter, page?: PageArgs) => listTasks(prisma, filter, page),
     count: (filter: TaskFilter) => countTasks(prisma, filter),
     history: (filter: HistoryFilter) => taskHistory(prisma, filter),
+    histories: (taskIds: readonly string[], filter: { types?: readonly TaskEventType[] | null; limit: number }) => taskHistories(prisma, taskIds, filter),
     lastEventId: (taskId: string) => lastEventId(prisma, taskId),
     stuck: (rules: StuckRules) => stuckTasks(prisma, clock.now(), rules),
     running: (db: Db = prisma) => runningTasks(db),

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { describe } from 'vitest';
-import { openDatabase, type Database, type DatabaseTarget } from '../../src/db/open.js';
+import { openDatabase, type Database, type DatabaseTarget, type OpenOptions } from '../../src/db/open.js';
 
 /** Which databases the suites run on: PGlite always, PostgreSQL when TEST_DATABASE_URL is set. */
 export const databaseKinds = (process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite']) as ('pglite' | 'postgres')[];
@@ -33,10 +33,10 @@ export interface TestDatabase {
  * Asia/Shanghai time, so any timestamp written in the server's zone instead
  * of UTC shows up as a failure.
  */
-export async function openTestDatabase(kind: 'pglite' | 'postgres'): Promise<TestDatabase> {
+export async function openTestDatabase(kind: 'pglite' | 'postgres', options: Pick<OpenOptions, 'onQuery'> = {}): Promise<TestDatabase> {
   if (kind === 'pglite') {
     const target: DatabaseTarget = { memory: true };
-    const db = await openDatabase(target);
+    const db = await openDatabase(target, options);
     return { kind, db, target, reset: () => truncate(db), close: () => db.close() };
   }
   const base = process.env.TEST_DATABASE_URL!;
@@ -49,7 +49,7 @@ export async function openTestDatabase(kind: 'pglite' | 'postgres'): Promise<Tes
   const url = new URL(base);
   url.pathname = `/${name}`;
   const target: DatabaseTarget = { url: url.toString() };
-  const db = await openDatabase(target);
+  const db = await openDatabase(target, options);
   const clients: pg.Client[] = [];
   return {
     kind,

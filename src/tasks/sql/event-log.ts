@@ -61,3 +61,36 @@ export async function settledEnd(db: Db): Promise<EventPosition> {
     LIMIT 1`;
   return last ?? origin;
 }
+
+/**
+ * The oldest `limit` entries of each task's history, for many tasks in one statement (a page of
+ * tasks with their events), each a settled prefix as in readEvents. Tasks without entries are absent.
+ */
+export async function readTaskHistories(
+  db: Db,
+  range: { taskIds: readonly string[]; types?: readonly TaskEventType[]; limit: number },
+): Promise<Map<string, EventPage>> {
+  const pages = new Map<string, EventPage>();
+  const taskIds = [...new Set(range.taskIds)];
+  if (taskIds.length === 0) return pages;
+  const rows = await db.$queryRaw<(TaskEvent & { horizon: bigint })[]>`
+    SELECT e.*, h.horizon
+    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon) h
+    CROSS JOIN unnest(${taskIds}::uuid[]) AS t(id)
+    CROSS JOIN LATERAL (
+      SELECT * FROM "TaskEvent" e
+      WHERE e."taskId" = t.id
+        ${range.types?.length ? Prisma.sql`AND e.type::text = ANY(${range.types})` : Prisma.empty}
+      ORDER BY e.xact, e.id
+      LIMIT ${range.limit}
+    ) e
+    ORDER BY e."taskId", e.xact, e.id`;
+  for (const { horizon, ...event } of rows) {
+    let page = pages.get(event.taskId);
+    if (!page) pages.set(event.taskId, (page = { events: [], unsettled: false }));
+    // Each task's rows are in xact order, so its settled ones are a prefix.
+    if (page.unsettled || event.xact >= horizon) page.unsettled = true;
+    else page.events.push(event);
+  }
+  return pages;
+}

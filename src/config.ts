@@ -1,26 +1,16 @@
 import { readFileSync } from 'node:fs';
 import ms from 'ms';
 import { z } from 'zod';
-import { roles, type Role } from './auth/roles.js';
-import type { EnvToken } from './auth/tokens.js';
+import { envTokensExpected, parseEnvTokens, type EnvToken } from './auth/env-tokens.js';
+import { alertRules, webhookFormats, type AlertSettings, type WebhookConfig, type WebhookFormat } from './alerts/settings.js';
+import type { MonitorSettings } from './monitor/monitor.js';
+import { stuckActions } from './tasks/stuck.js';
 import { parseDuration } from './duration.js';
 import { TaskwardenError } from './errors.js';
-
-export const stuckActions = ['cancel', 'fail', 'retry', 'none'] as const;
-/** What the monitor does with a stuck task. */
-export type StuckAction = (typeof stuckActions)[number];
-
-export const webhookFormats = ['json', 'slack', 'feishu'] as const;
-export type WebhookFormat = (typeof webhookFormats)[number];
-export const alertRules = ['task.stuck', 'task.failed', 'failures.burst', 'monitor.failing', 'task.pending'] as const;
-export type AlertRule = (typeof alertRules)[number];
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 /** JSON lines for machines; short coloured lines for a person at a terminal. */
 export const logFormats = ['json', 'pretty'] as const;
-
-/** Parses `30m`, `90s`, `1h` into milliseconds (re-exported from duration.ts, where it lives apart from zod). */
-export { parseDuration };
 
 const duration = (example: string) =>
   z.string().transform((text, ctx) => {
@@ -47,17 +37,10 @@ const positiveInt = (example: number) =>
   z.coerce.number({ message: `expected a whole number such as ${example}` }).int(`expected a whole number such as ${example}`).positive(`expected a whole number such as ${example}`);
 
 const envTokens = z.string().transform((text, ctx) => {
-  const tokens: EnvToken[] = [];
-  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
-    const [name = '', role = '', ...rest] = entry.split(':');
-    const secret = rest.join(':');
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(name) || !(roles as readonly string[]).includes(role) || secret.length < 16) {
-      ctx.addIssue({ code: 'custom', message: `expected name:role:secret entries separated by commas, role one of ${roles.join(', ')}, secret at least 16 characters` });
-      return z.NEVER;
-    }
-    tokens.push({ name, role: role as Role, secret });
-  }
-  return tokens;
+  const tokens = parseEnvTokens(text);
+  if (tokens) return tokens;
+  ctx.addIssue({ code: 'custom', message: envTokensExpected });
+  return z.NEVER;
 });
 
 const list = (text: string) => text.split(',').map((e) => e.trim()).filter(Boolean);
@@ -187,17 +170,6 @@ export const envSchema = z.object({
   ALERT_POLL_INTERVAL: duration('5s').default(ms('5s')),
 });
 
-export interface MonitorSettings {
-  enabled: boolean;
-  /** Time between sweeps, in milliseconds (jittered by up to 10%). */
-  intervalMs: number;
-  /** Silence longer than this makes a running task NO_HEARTBEAT, in milliseconds (a task may set its own). */
-  heartbeatTimeoutMs: number;
-  /** No change of progress or message for longer than this makes it NO_PROGRESS, in milliseconds (a task may set its own). */
-  stallTimeoutMs: number;
-  action: StuckAction;
-}
-
 /** Bounds on what one request or one client may cost the server. */
 export interface Limits {
   depth: number;
@@ -225,32 +197,6 @@ export interface BrowserAccess {
   corsOrigins: string[];
   /** Host names an open (tokenless) server answers to besides loopback ones: against DNS rebinding. */
   allowedHosts: string[];
-}
-
-/** A webhook alerts go to: optionally only some rules or task kinds; a plain JSON body or a Slack/Feishu text message. */
-export interface WebhookConfig {
-  url: string;
-  format: WebhookFormat;
-  rules?: AlertRule[];
-  kinds?: string[];
-  headers?: Record<string, string>;
-}
-
-export interface AlertSettings {
-  webhooks: WebhookConfig[];
-  /** This many failures of one kind within the window make a burst alert (once per window). */
-  burstCount: number;
-  burstWindowMs: number;
-  /** Sweeps failing in a row before the monitor itself is alerted on. */
-  sweepFailures: number;
-  /** Alert on tasks waiting in PENDING longer than this; off when unset. */
-  pendingAfterMs?: number;
-  /** Delivery attempts per webhook before an alert is marked FAILED (it can be retried). */
-  maxAttempts: number;
-  /** First retry delay; doubles each attempt (with jitter), up to 5 minutes. */
-  retryBaseMs: number;
-  /** How often the delivery loop looks for due deliveries when not woken by a new alert. */
-  pollIntervalMs: number;
 }
 
 export interface Config {

@@ -1,12 +1,14 @@
 import type { Logger } from 'pino';
 import { createAlertService, type AlertService } from './alerts/service.js';
 import { createAccess, type Access } from './auth/access.js';
-import { createTokenService, type EnvToken, type TokenService } from './auth/tokens.js';
+import type { EnvToken } from './auth/env-tokens.js';
+import { createTokenService, type TokenService } from './auth/tokens.js';
 import type { Clock } from './clock.js';
-import { loadConfig, type AlertSettings, type MonitorSettings } from './config.js';
+import type { AlertSettings } from './alerts/settings.js';
+import { loadConfig } from './config.js';
 import type { EventBus } from './events.js';
 import type { PrismaClient } from './generated/prisma/client.js';
-import { createMonitor, type Monitor } from './monitor/monitor.js';
+import { createMonitor, type Monitor, type MonitorSettings } from './monitor/monitor.js';
 import { createEventFeed, type EventFeed } from './tasks/feed.js';
 import { createLiveService, type LiveService } from './tasks/live.js';
 import { createTaskService, type TaskService } from './tasks/service.js';
@@ -50,7 +52,7 @@ export function createServices(deps: {
   const alerts = createAlertService({
     prisma,
     clock,
-    settings: deps.alerts ?? defaultAlertSettings,
+    settings: deps.alerts ?? defaultAlertSettings(),
     log: log.child({ component: 'alerts' }),
     onDelivery: deps.observe?.delivery,
   });
@@ -83,4 +85,4 @@ export interface Observers {
 }
 
 /** Alerting as configured with no ALERT_* setting: no webhook; alerts are still recorded, queryable, and sent to subscribers. */
-export const defaultAlertSettings: AlertSettings = loadConfig({}).alerts;
+export const defaultAlertSettings = (): AlertSettings => loadConfig({}).alerts;

@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { envSchema, loadConfig, parseDuration } from '../src/config.js';
+import { envSchema, loadConfig } from '../src/config.js';
+import { parseDuration } from '../src/duration.js';
 
 describe('configuration', () => {
   it('has defaults that need no setup', () => {

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { StuckAction } from '../src/config.js';
+import type { StuckAction } from '../src/tasks/stuck.js';
 import type { StuckAlert } from '../src/events.js';
 import { createMonitor } from '../src/monitor/monitor.js';
 import { resolveStuck } from '../src/monitor/resolve-stuck.js';

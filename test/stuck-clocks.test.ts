@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { MonitorSettings } from '../src/config.js';
+import type { MonitorSettings } from '../src/monitor/monitor.js';
 import { openDatabase } from '../src/db/open.js';
 import { createMonitor } from '../src/monitor/monitor.js';
 import { createServices } from '../src/services.js';

@@ -1,4 +1,4 @@
-import type { AlertSettings } from '../config.js';
+import type { AlertSettings } from './settings.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../log.js';
 import type { AlertPayload } from './rules.js';

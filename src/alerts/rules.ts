@@ -1,7 +1,7 @@
 import ms from 'ms';
-import type { AlertRule, StuckAction } from '../config.js';
 import type { Task, TaskEvent } from '../tasks/model.js';
-import { describeStuck, type StuckVerdict } from '../tasks/stuck.js';
+import { describeStuck, type StuckAction, type StuckVerdict } from '../tasks/stuck.js';
+import type { AlertRule } from './settings.js';
 
 /** What a receiver gets (the JSON body, or the text of a Slack/Feishu message). */
 export interface AlertPayload {

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Clock } from '../clock.js';
-import type { AlertSettings } from '../config.js';
+import type { AlertSettings } from './settings.js';
 import { TaskwardenError } from '../errors.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../log.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { WebhookConfig } from '../config.js';
+import type { WebhookConfig } from './settings.js';
 import type { AlertDraft, AlertPayload } from './rules.js';
 
 export interface Webhook extends WebhookConfig {

@@ -5,6 +5,7 @@ import { badInput, TaskwardenError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { TokenRole } from '../generated/prisma/enums.js';
+import { tokenName, type EnvToken } from './env-tokens.js';
 import { roles, type Principal, type Role } from './roles.js';
 
 const scrypt = promisify(scryptCallback) as (secret: string, salt: string, keylen: number, options: { N: number }) => Promise<Buffer>;
@@ -36,21 +37,7 @@ export interface TokenInfo {
   revokedAt: Date | null;
 }
 
-/** A token given at start (TASKWARDEN_TOKENS=name:role:secret,...) for deployments that keep secrets in their orchestrator. */
-export interface EnvToken {
-  name: string;
-  role: Role;
-  secret: string;
-}
-
 export type TokenService = ReturnType<typeof createTokenService>;
-
-export const tokenName = (name: string) => {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(name)) {
-    throw badInput('name', 'must be 1 to 64 letters, digits or _ . @ -, starting with a letter or digit');
-  }
-  return name;
-};
 
 export function createTokenService({ prisma, clock, bus, envTokens = [] }: { prisma: PrismaClient; clock: Clock; bus: EventBus; envTokens?: EnvToken[] }) {
   const env = envTokens.map((token) => ({ ...token, digest: sha256(token.secret) }));

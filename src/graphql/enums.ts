@@ -1,4 +1,4 @@
-import { stuckActions } from '../config.js';
+import { stuckActions } from '../tasks/stuck.js';
 import { TaskEventType, TaskStatus } from '../tasks/model.js';
 import { stuckReasons } from '../tasks/stuck.js';
 import { builder } from './builder.js';

@@ -1,11 +1,21 @@
 import type { Logger } from 'pino';
 import type { AlertService } from '../alerts/service.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
-import type { MonitorSettings } from '../config.js';
 import { actors } from '../tasks/model.js';
-import type { StuckAction } from '../config.js';
-import { detectStuck, type StuckInput, type StuckRules, type StuckVerdict } from '../tasks/stuck.js';
+import { detectStuck, type StuckAction, type StuckInput, type StuckRules, type StuckVerdict } from '../tasks/stuck.js';
 import { sweep, type SweepDeps, type SweepOptions, type SweepReport, type SweepTrigger } from './sweep.js';
+
+/** The monitor as configured (MONITOR_*, HEARTBEAT_TIMEOUT, STALL_TIMEOUT). */
+export interface MonitorSettings {
+  enabled: boolean;
+  /** Time between sweeps, in milliseconds (jittered by up to 10%). */
+  intervalMs: number;
+  /** Silence longer than this makes a running task NO_HEARTBEAT, in milliseconds (a task may set its own). */
+  heartbeatTimeoutMs: number;
+  /** No change of progress or message for longer than this makes it NO_PROGRESS, in milliseconds (a task may set its own). */
+  stallTimeoutMs: number;
+  action: StuckAction;
+}
 
 export interface MonitorStatus {
   enabled: boolean;

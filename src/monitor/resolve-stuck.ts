@@ -1,4 +1,4 @@
-import type { StuckAction } from '../config.js';
+import type { StuckAction } from '../tasks/stuck.js';
 import { Prisma } from '../generated/prisma/client.js';
 import { TaskEventType, TaskStatus, type Db, type Task } from '../tasks/model.js';
 import { pickById } from '../tasks/sql/pick-by-id.js';

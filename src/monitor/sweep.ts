@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import type { StuckAction } from '../config.js';
+import type { StuckAction } from '../tasks/stuck.js';
 import type { EventBus } from '../events.js';
 import type { TaskService } from '../tasks/service.js';
 import type { AlertService } from '../alerts/service.js';

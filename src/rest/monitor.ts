@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { actorOf, tokenNameOf } from '../auth/roles.js';
-import { stuckActions } from '../config.js';
+import { stuckActions } from '../tasks/stuck.js';
 import { cleanupDefaults } from '../monitor/monitor.js';
 import * as valid from '../tasks/validate.js';
 import type { Services } from '../services.js';

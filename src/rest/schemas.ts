@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { stuckActions } from '../config.js';
+import { stuckActions } from '../tasks/stuck.js';
 import type { MonitorStatus } from '../monitor/monitor.js';
 import { fixedTasks, type SweepReport } from '../monitor/sweep.js';
 import type { MonitorSweep } from '../generated/prisma/client.js';

@@ -7,7 +7,6 @@ import { createMetrics, serveMetrics } from '../metrics.js';
 import { createServices, type Services } from '../services.js';
 import { createApp, type App } from './app.js';
 
-export { databaseTarget };
 
 export interface Taskwarden {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */

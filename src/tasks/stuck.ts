@@ -1,6 +1,10 @@
 import ms from 'ms';
 import { TaskStatus, type Task } from './model.js';
 
+export const stuckActions = ['cancel', 'fail', 'retry', 'none'] as const;
+/** What the monitor does with a stuck task. */
+export type StuckAction = (typeof stuckActions)[number];
+
 export const stuckReasons = ['NO_HEARTBEAT', 'OVERTIME', 'NO_PROGRESS'] as const;
 /**
  * Why a running task counts as stuck:

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { manualClock } from '../../src/clock.js';
-import type { AlertSettings, MonitorSettings } from '../../src/config.js';
+import type { AlertSettings } from '../../src/alerts/settings.js';
+import type { MonitorSettings } from '../../src/monitor/monitor.js';
 import { createEventBus } from '../../src/events.js';
 import { createServices, defaultAlertSettings } from '../../src/services.js';
 import type { TaskService } from '../../src/tasks/service.js';
@@ -17,7 +18,7 @@ export function taskHarness(database: TestDatabase, alerts: Partial<AlertSetting
     bus,
     monitor: { enabled: false, intervalMs: 60_000, heartbeatTimeoutMs: 3_600_000, stallTimeoutMs: 3_600_000, action: 'cancel', ...monitor },
     log: pino({ level: 'silent' }),
-    alerts: { ...defaultAlertSettings, ...alerts },
+    alerts: { ...defaultAlertSettings(), ...alerts },
   });
   return { clock, bus, services, commit: services.commit, tasks: services.tasks, alerts: services.alerts, prisma: database.db.prisma };
 }

@@ -1,7 +1,16 @@
+import { randomBytes } from 'node:crypto';
+import { createClient } from 'graphql-ws';
+import pg from 'pg';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { loadConfig } from '../src/config.js';
+import { readMigrations } from '../src/db/migrate.js';
 import { openDatabase } from '../src/db/open.js';
+import { startTaskwarden } from '../src/server/taskwarden.js';
 import { SWEEP_LOCK } from '../src/monitor/sweep.js';
 import { openTestDatabase, type TestDatabase } from './support/databases.js';
+import { rawGraphQL } from './support/http.js';
 import { subscribedInRedis } from './support/redis.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -110,3 +119,69 @@ async function until(check: () => boolean, timeoutMs = 5000) {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('revocation on two instances [postgres + redis]', () => {
+  it("closes a revoked token's WebSocket on the other instance too", { timeout: 60_000 }, async () => {
+    const database = await openTestDatabase('postgres');
+    const admin = 'tw-test-admin-secret-0123456789';
+    const env = { REDIS_URL: process.env.TEST_REDIS_URL!, TASKWARDEN_TOKENS: `root:admin:${admin}` };
+    const a = await startTestServer(database, env);
+    const second = await openDatabase(database.target, { migrate: false });
+    const b = await startTestServer({ ...database, db: second }, env);
+    try {
+      const asAdmin = { authorization: `Bearer ${admin}` };
+      const made = await rawGraphQL(a.url, 'mutation { createApiToken(name: "doomed", role: VIEWER) { token } }', asAdmin);
+      const token = made.json.data.createApiToken.token as string;
+      const client = createClient({ url: b.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { authorization: `Bearer ${token}` } });
+      const closed = new Promise<number>((resolve) => client.on('closed', (event) => resolve((event as { code: number }).code)));
+      const bus = b.taskwarden.services.bus;
+      const baseline = bus.openSubscriptions;
+      client.subscribe({ query: 'subscription { taskUpdated { id } }' }, { next: () => {}, error: () => {}, complete: () => {} });
+      await until(() => bus.openSubscriptions > baseline);
+      await subscribedInRedis('taskwarden:token:changed', 2);
+
+      const revoked = await rawGraphQL(a.url, 'mutation { revokeApiToken(name: "doomed") { revokedAt } }', asAdmin);
+      expect(revoked.json.data.revokeApiToken.revokedAt).toEqual(expect.any(String));
+      expect(await closed).toBe(4401);
+      await until(() => bus.openSubscriptions === baseline);
+      expect((await rawGraphQL(b.url, '{ viewer { name } }', { authorization: `Bearer ${token}` })).status).toBe(401);
+      await client.dispose();
+    } finally {
+      await a.stop();
+      await b.stop();
+      await second.close();
+      await database.close();
+    }
+  });
+});
+
+describe.runIf(process.env.TEST_DATABASE_URL)('two instances on a brand-new database [postgres]', () => {
+  it('both start at once: the migrations are applied once, both are ready, neither fails', { timeout: 120_000 }, async () => {
+    const base = process.env.TEST_DATABASE_URL!;
+    const name = `taskwarden_first_start_${randomBytes(4).toString('hex')}`;
+    const admin = new pg.Client({ connectionString: base });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+    const url = new URL(base);
+    url.pathname = `/${name}`;
+    const start = () =>
+      startTaskwarden({ config: loadConfig({ PORT: '0', DATABASE_URL: url.toString(), MONITOR_ENABLED: 'false', LOG_LEVEL: 'silent' }), log: pino({ level: 'silent' }) });
+    const servers = await Promise.allSettled([start(), start()]);
+    const started = servers.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    try {
+      expect(servers.map((s) => (s.status === 'rejected' ? String(s.reason) : 'started'))).toEqual(['started', 'started']);
+      const all = readMigrations().map((m) => m.name);
+      expect(started.map((s) => s.db.applied).sort((x, y) => x.length - y.length)).toEqual([[], all]);
+      const direct = new pg.Client({ connectionString: url.toString() });
+      await direct.connect();
+      const { rows } = await direct.query('SELECT migration_name FROM "_prisma_migrations" ORDER BY migration_name');
+      await direct.end();
+      expect(rows.map((r: { migration_name: string }) => r.migration_name)).toEqual(all);
+      for (const server of started) expect((await fetch(server.url.replace('/graphql', '/ready'))).status).toBe(200);
+    } finally {
+      for (const server of started) await server.stop();
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+});

@@ -7,6 +7,7 @@ import type { MonitorSettings } from './monitor/monitor.js';
 import { stuckActions } from './tasks/stuck.js';
 import { parseDuration } from './duration.js';
 import { TaskwardenError } from './errors.js';
+import type { RetentionSettings } from './monitor/retention.js';
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 /** JSON lines for machines; short coloured lines for a person at a terminal. */
@@ -17,6 +18,18 @@ const duration = (example: string) =>
     const value = parseDuration(text);
     if (value === undefined) {
       ctx.addIssue({ code: 'custom', message: `expected a duration such as ${example}, 90s or 1h` });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+/** A duration, or `off` for never. */
+const durationOrOff = (example: string) =>
+  z.string().transform((text, ctx) => {
+    if (text.trim().toLowerCase() === 'off') return null;
+    const value = parseDuration(text);
+    if (value === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration such as ${example} or 90d, or off` });
       return z.NEVER;
     }
     return value;
@@ -131,6 +144,8 @@ export const envSchema = z.object({
   STUCK_TIMEOUT: duration('60m').optional(),
   MONITOR_ACTION: z.enum(stuckActions, { message: `expected one of ${stuckActions.join(', ')}` }).default('cancel'),
   SHUTDOWN_TIMEOUT: duration('10s').default(ms('10s')),
+  TASK_RETENTION: durationOrOff('365d').default(null),
+  HISTORY_RETENTION: durationOrOff('30d').default(ms('30d')),
   LOG_LEVEL: z.enum(logLevels, { message: `expected one of ${logLevels.join(', ')}` }).default('info'),
   LOG_FORMAT: z.enum(logFormats, { message: `expected one of ${logFormats.join(', ')}` }).optional(),
   NODE_ENV: z.string().optional(),
@@ -208,6 +223,8 @@ export interface Config {
   /** Shares live updates between instances; when absent, they stay in-process. */
   redisUrl?: string;
   monitor: MonitorSettings;
+  /** What the monitor prunes, and `taskwarden prune`. */
+  retention: RetentionSettings;
   shutdownTimeoutMs: number;
   logLevel: (typeof logLevels)[number];
   /** Unset: pretty when stdout is a terminal, JSON otherwise. */
@@ -252,6 +269,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       stallTimeoutMs: present.STALL_TIMEOUT === undefined && e.STUCK_TIMEOUT !== undefined ? e.STUCK_TIMEOUT : e.STALL_TIMEOUT,
       action: e.MONITOR_ACTION,
     },
+    retention: { taskRetentionMs: e.TASK_RETENTION, historyRetentionMs: e.HISTORY_RETENTION },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

@@ -7,6 +7,8 @@ import type { SweepReport } from './monitor/sweep.js';
 import type { Services } from './services.js';
 import { TaskEventType, TaskStatus } from './tasks/model.js';
 import type { RecordedChange } from './tasks/sql/record-change.js';
+import { readCounts } from './tasks/sql/counts.js';
+import type { PruneCounts } from './monitor/retention.js';
 import { detectionDelayMs } from './tasks/stuck.js';
 
 const fixedActors = new Set(['monitor', 'operator', 'api', 'cli']);
@@ -80,6 +82,14 @@ export function createMetrics() {
     registers: [registry],
   });
 
+  const pruned = new Counter({
+    name: 'taskwarden_pruned_rows_total',
+    help: 'Rows deleted by retention on this instance (TASK_RETENTION, HISTORY_RETENTION), by table: task, task_event.',
+    labelNames: ['table'] as const,
+    registers: [registry],
+  });
+  for (const table of ['task', 'task_event']) pruned.inc({ table }, 0);
+
   return {
     registry,
     /** Hooks for the services (see services.ts Observers). */
@@ -100,6 +110,10 @@ export function createMetrics() {
       delivery(outcome: DeliveryOutcome) {
         deliveries.inc({ outcome });
       },
+      prune(counts: PruneCounts) {
+        pruned.inc({ table: 'task' }, counts.tasks);
+        pruned.inc({ table: 'task_event' }, counts.events);
+      },
       restCall({ method, route, status, seconds }: RestCall) {
         restCalls.inc({ method, route, status: String(status) });
         restDuration.observe({ method, route }, seconds);
@@ -113,8 +127,9 @@ export function createMetrics() {
         labelNames: ['status'] as const,
         registers: [registry],
         async collect() {
-          const groups = await services.prisma.task.groupBy({ by: ['status'], _count: { _all: true } }).catch(() => []);
-          for (const status of Object.values(TaskStatus)) this.set({ status }, groups.find((g) => g.status === status)?._count._all ?? 0);
+          // From the counters: a scrape costs the same at a million tasks as at ten.
+          const counts = await readCounts(services.prisma).catch(() => []);
+          for (const status of Object.values(TaskStatus)) this.set({ status }, counts.filter((c) => c.status === status).reduce((sum, c) => sum + c.n, 0));
         },
       });
       new Gauge({

@@ -9,6 +9,7 @@ import { loadConfig } from './config.js';
 import type { EventBus } from './events.js';
 import type { PrismaClient } from './generated/prisma/client.js';
 import { createMonitor, type Monitor, type MonitorSettings } from './monitor/monitor.js';
+import { createRetention, type PruneCounts, type Retention, type RetentionSettings } from './monitor/retention.js';
 import { createEventFeed, type EventFeed } from './tasks/feed.js';
 import { createLiveService, type LiveService } from './tasks/live.js';
 import { createTaskService, type TaskService } from './tasks/service.js';
@@ -31,6 +32,8 @@ export interface Services {
   feed: EventFeed;
   live: LiveService;
   monitor: Monitor;
+  /** The monitor's upkeep: counters folded, retention applied (started with the monitor). */
+  retention: Retention;
   tokens: TokenService;
   access: Access;
   alerts: AlertService;
@@ -41,6 +44,8 @@ export function createServices(deps: {
   clock: Clock;
   bus: EventBus;
   monitor: MonitorSettings;
+  /** Default: TASK_RETENTION off, HISTORY_RETENTION 30d. */
+  retention?: RetentionSettings;
   log: Logger;
   envTokens?: EnvToken[];
   /** Failed authentications per client address per minute (AUTH_FAILURES_PER_MINUTE). */
@@ -71,6 +76,14 @@ export function createServices(deps: {
     feed,
     live: createLiveService({ prisma, bus, tasks, feed }),
     monitor,
+    retention: createRetention({
+      prisma,
+      clock,
+      settings: deps.retention ?? defaultRetention(),
+      intervalMs: deps.monitor.intervalMs,
+      log: log.child({ component: 'retention' }),
+      onPrune: deps.observe?.prune,
+    }),
     tokens,
     access: createAccess({ tokens, log, failuresPerMinute: deps.authFailuresPerMinute }),
     alerts,
@@ -82,7 +95,11 @@ export interface Observers {
   change?: (change: RecordedChange) => void;
   sweep?: (report: SweepReport) => void;
   delivery?: (outcome: DeliveryOutcome) => void;
+  prune?: (counts: PruneCounts) => void;
 }
 
 /** Alerting as configured with no ALERT_* setting: no webhook; alerts are still recorded, queryable, and sent to subscribers. */
 export const defaultAlertSettings = (): AlertSettings => loadConfig({}).alerts;
+
+/** Retention as configured with no setting. */
+export const defaultRetention = (): RetentionSettings => loadConfig({}).retention;

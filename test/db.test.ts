@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { acquireDataDir } from '../src/db/data-dir.js';
 import { PGlite } from '@electric-sql/pglite';
+import { pgliteExtensions } from '../src/db/pglite-extensions.js';
 import { migrate, migrationsDir, readMigrations, type SqlSession } from '../src/db/migrate.js';
 import { openDatabase, pgliteSession, pgSession } from '../src/db/open.js';
 import { describeEachDatabase, openTestDatabase } from './support/databases.js';
@@ -106,7 +107,7 @@ describeEachDatabase('migrations [%s]', (kind) => {
 /** An empty database of the kind, as a migration session. */
 async function freshSession(kind: 'pglite' | 'postgres'): Promise<{ session: SqlSession; close(): Promise<void> }> {
   if (kind === 'pglite') {
-    const pglite = await PGlite.create();
+    const pglite = await PGlite.create({ extensions: pgliteExtensions });
     return { session: pgliteSession(pglite), close: () => pglite.close() };
   }
   const database = await openTestDatabase('postgres');

@@ -5,6 +5,7 @@ import { deleteCommand } from './commands/delete.js';
 import { fixStuckCommand } from './commands/fix-stuck.js';
 import { forceCommand } from './commands/force.js';
 import { listCommand } from './commands/list.js';
+import { pruneCommand } from './commands/prune.js';
 import { statsCommand } from './commands/stats.js';
 import { stopCommand } from './commands/stop.js';
 import { stuckCommand } from './commands/stuck.js';
@@ -13,7 +14,7 @@ import { watchCommand } from './commands/watch.js';
 import { examples } from './output.js';
 
 /** Every subcommand; a new one is a file in commands/ and a line here. */
-const commands = [listCommand, stuckCommand, stopCommand, deleteCommand, forceCommand, cleanupCommand, statsCommand, watchCommand, fixStuckCommand, tokenCommand];
+const commands = [listCommand, stuckCommand, stopCommand, deleteCommand, forceCommand, cleanupCommand, statsCommand, watchCommand, fixStuckCommand, tokenCommand, pruneCommand];
 
 /** The `taskwarden` program. It never exits by itself: errors are thrown for src/cli/main.ts to report. */
 export function createProgram(): Command {

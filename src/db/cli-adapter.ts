@@ -3,6 +3,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { releasingOnFailedCommit, reportingFailedCommits } from './commit-failures.js';
+import { pgliteExtensions } from './pglite-extensions.js';
 import { acquireDataDir, MEMORY } from './data-dir.js';
 
 /**
@@ -30,7 +31,7 @@ export function cliAdapter(url: string | undefined): SqlMigrationAwareDriverAdap
         process.once('exit', () => dataDir.release());
         location = dataDir.pgdata;
       }
-      const pglite = new PGlite(location);
+      const pglite = new PGlite(location, { extensions: pgliteExtensions });
       opened = { pglite, adapter: pgliteAdapter(pglite) };
     }
     return opened;

@@ -6,6 +6,7 @@ import { TaskwardenError } from '../errors.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { pgliteAdapter } from './cli-adapter.js';
 import { releasingOnFailedCommit } from './commit-failures.js';
+import { pgliteExtensions } from './pglite-extensions.js';
 import { acquireDataDir, MEMORY, type DataDir } from './data-dir.js';
 import { migrate, pendingMigrations, type SqlSession } from './migrate.js';
 
@@ -96,7 +97,7 @@ async function openPGlite(target: { dataDir: string } | { memory: true }, should
   const dataDir: DataDir | undefined = 'dataDir' in target ? acquireDataDir(target.dataDir) : undefined;
   let pglite: PGlite;
   try {
-    pglite = await PGlite.create(dataDir ? dataDir.pgdata : 'memory://');
+    pglite = await PGlite.create(dataDir ? dataDir.pgdata : 'memory://', { extensions: pgliteExtensions });
   } catch (error) {
     dataDir?.release();
     throw new TaskwardenError(

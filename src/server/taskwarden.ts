@@ -44,6 +44,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
     clock,
     bus,
     monitor: config.monitor,
+    retention: config.retention,
     log,
     envTokens: config.envTokens,
     authFailuresPerMinute: config.limits.authFailuresPerMinute,
@@ -76,6 +77,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
     throw error;
   }
   services.monitor.start();
+  if (config.monitor.enabled) services.retention.start();
   services.alerts.start();
   log.debug({ url, metrics: metricsServer?.url ?? url.replace(/\/graphql$/, '/metrics'), database: `${db.provider} ${db.location}`, events: config.redisUrl ? 'redis' : 'in-process' }, 'Taskwarden is listening');
 
@@ -92,6 +94,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
         await app.stop(config.shutdownTimeoutMs);
         await metricsServer?.close();
         await services.monitor.stop();
+        await services.retention.stop();
         await services.alerts.stop();
         await services.feed.stop();
         await services.tokens.stop();

@@ -1,7 +1,8 @@
 import type { Clock } from '../clock.js';
-import { Prisma } from '../generated/prisma/client.js';
 import { TaskStatus, type Db, type Task } from './model.js';
-import { findStuck, type StuckRules } from './stuck.js';
+import type { StuckRules } from './stuck.js';
+import { readCounts, type CountRow } from './sql/counts.js';
+import { countStuck } from './sql/stuck.js';
 
 export interface StatusCounts {
   total: number;
@@ -41,31 +42,37 @@ export type StatsService = ReturnType<typeof createStatsService>;
 /** `rules`: the clocks stuck tasks are counted by (the monitor's, with its grace). */
 export function createStatsService({ prisma, clock, rules }: { prisma: Db; clock: Clock; rules: () => StuckRules }) {
   return {
-    /** Counts over tasks created since `since` (all tasks when absent). */
+    /**
+     * Counts over all tasks, from the counters (exact, and as fast at a million tasks as at ten);
+     * or over tasks created since `since`, counted from the rows of that window (its cost follows
+     * the window's size). Averages and rates come from the same counts.
+     */
     async taskStats(since?: Date | null): Promise<TaskStats> {
-      const created = since ? { createdAt: { gte: since } } : {};
-      const [groups, duration, running] = await Promise.all([
-        prisma.task.groupBy({ by: ['kind', 'status'], where: created, _count: { _all: true } }),
-        prisma.$queryRaw<{ seconds: number | null }[]>`
-          SELECT AVG(EXTRACT(EPOCH FROM ("completedAt" - "startedAt")))::float8 AS seconds
-          FROM "Task" WHERE status = 'COMPLETED' ${since ? Prisma.sql`AND "createdAt" >= ${since}` : Prisma.empty}`,
-        prisma.task.findMany({ where: { status: TaskStatus.RUNNING, ...created }, orderBy: { startedAt: 'asc' } }),
+      const now = clock.now();
+      const [groups, stuck, oldestRunning] = await Promise.all([
+        since ? windowCounts(prisma, since) : readCounts(prisma),
+        countStuck(prisma, rules(), now, since),
+        prisma.task.findFirst({ where: { status: TaskStatus.RUNNING, ...(since ? { createdAt: { gte: since } } : {}) }, orderBy: { startedAt: 'asc' } }),
       ]);
       const byKind = new Map<string, KindStats>();
       const all = emptyCounts();
+      let seconds = 0;
+      let timed = 0;
       for (const group of groups) {
         const kind = byKind.get(group.kind) ?? { kind: group.kind, ...emptyCounts(), successRate: null };
         byKind.set(group.kind, kind);
-        for (const counts of [kind, all]) add(counts, group.status, group._count._all);
+        for (const counts of [kind, all]) add(counts, group.status, group.n);
+        seconds += group.seconds;
+        timed += group.timed;
       }
       for (const kind of byKind.values()) kind.successRate = successRate(kind);
       return {
         since: since ?? null,
         ...all,
-        stuck: findStuck(running, clock.now(), rules()).length,
+        stuck,
         successRate: successRate(all),
-        averageDurationSeconds: duration[0]?.seconds ?? null,
-        oldestRunning: running[0] ?? null,
+        averageDurationSeconds: timed > 0 ? seconds / timed : null,
+        oldestRunning,
         byKind: [...byKind.values()].sort((a, b) => b.total - a.total || a.kind.localeCompare(b.kind)),
       };
     },
@@ -95,6 +102,16 @@ export function createStatsService({ prisma, clock, rules }: { prisma: Db; clock
       return result;
     },
   };
+}
+
+/** The counts of tasks created since `since`, in the counters' shape. */
+function windowCounts(prisma: Db, since: Date): Promise<CountRow[]> {
+  return prisma.$queryRaw<CountRow[]>`
+    SELECT kind, status, count(*)::int AS n,
+           COALESCE(sum(EXTRACT(EPOCH FROM "completedAt" - "startedAt")::float8) FILTER (WHERE status = 'COMPLETED'), 0)::float8 AS seconds,
+           (count(*) FILTER (WHERE status = 'COMPLETED' AND "completedAt" IS NOT NULL AND "startedAt" IS NOT NULL))::int AS timed
+    FROM "Task" WHERE "createdAt" >= ${since}
+    GROUP BY kind, status`;
 }
 
 function emptyCounts(): StatusCounts {

@@ -117,7 +117,7 @@ builder.queryFields((t) => ({
       args: {
         status: t.arg({ type: [TaskStatusEnum], required: false }),
         kind: t.arg.string(),
-        search: t.arg.string({ description: 'Only tasks whose name contains this text, ignoring case (at most 200 characters).' }),
+        search: t.arg.string({ description: 'Only tasks whose name contains this text, ignoring case (at most 200 characters). With it, totalCount counts up to 1000 and stops: 1000 means 1000 or more.' }),
       },
       totalCount: (_connection, { status, kind, search }, ctx) => ctx.services.tasks.count({ status, kind, search }),
       resolve: (query, _root, { status, kind, search }, ctx) => ctx.services.tasks.list({ status, kind, search }, query),

@@ -4,6 +4,7 @@ import type { Prisma, PrismaClient } from '../generated/prisma/client.js';
 import { TaskStatus, type Db, type Task, type TaskEvent, type TaskEventType } from './model.js';
 import type { EventPosition } from './position.js';
 import { readEvents, readTaskHistories } from './sql/event-log.js';
+import { countFiltered, keysetPage, type ListFilter } from './sql/list.js';
 import { findStuck, type StuckRules, type StuckTask } from './stuck.js';
 import * as valid from './validate.js';
 
@@ -46,13 +47,15 @@ export async function requireTask(db: Db, id: string): Promise<Task> {
   return task;
 }
 
-/** Newest first. */
+/** Newest first, by keyset (see sql/list.ts). */
 export function listTasks(db: Db, filter: TaskFilter, page: PageArgs = {}): Promise<Task[]> {
-  return db.task.findMany({ ...page, where: taskWhere(filter), orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+  const cursor = page.cursor?.id === undefined ? undefined : { id: valid.taskId(String(page.cursor.id), 'cursor') };
+  return keysetPage(db, listFilter(filter), { take: page.take, skip: page.skip, cursor });
 }
 
+/** Exact from the counters; with a search, at most SEARCH_COUNT_CAP. */
 export function countTasks(db: Db, filter: TaskFilter): Promise<number> {
-  return db.task.count({ where: taskWhere(filter) });
+  return countFiltered(db, listFilter(filter));
 }
 
 /**
@@ -131,12 +134,7 @@ export function taskQueries(prisma: PrismaClient, clock: Clock) {
   };
 }
 
-function taskWhere(filter: TaskFilter): Prisma.TaskWhereInput {
+function listFilter(filter: TaskFilter): ListFilter {
   const search = valid.optionalText(filter.search, 'search', valid.limits.name);
-  return {
-    ...(filter.status?.length ? { status: { in: filter.status } } : {}),
-    ...(filter.kind ? { kind: filter.kind } : {}),
-    // Prisma passes LIKE wildcards through: escaped, `%` and `_` match only themselves.
-    ...(search ? { name: { contains: search.replace(/[\\%_]/g, '\\$&'), mode: 'insensitive' } } : {}),
-  };
+  return { statuses: filter.status ?? undefined, kind: filter.kind || undefined, search: search || undefined };
 }

@@ -131,7 +131,7 @@ export function TaskTable({ state, board, now, act }: Props) {
       {!page.loading && page.rows.length === 0 && <p class="empty">{filter.status.length || filter.kind || filter.search ? 'No task matches.' : 'No tasks yet.'}</p>}
 
       <footer class="pager">
-        <span data-testid="page-info">{page.totalCount ? `${first}–${first + page.rows.length - 1} of ${page.totalCount}` : '0 tasks'}</span>
+        <span data-testid="page-info">{page.totalCount ? `${first}–${first + page.rows.length - 1} of ${totalText(page.totalCount, Boolean(filter.search.trim()))}` : '0 tasks'}</span>
         <button type="button" disabled={page.number <= 1 || page.loading} onClick={() => board.previousPage()} data-testid="page-previous">
           ← Newer
         </button>
@@ -220,4 +220,10 @@ export function TaskActions({ task, act, compact = false }: { task: BoardTask; a
       )}
     </div>
   );
+}
+
+/** With a search the server counts matches up to 1,000 and stops (docs/api.md): 1,000 then means "at least". */
+const SEARCH_COUNT_CAP = 1000;
+function totalText(total: number, searching: boolean): string {
+  return searching && total >= SEARCH_COUNT_CAP ? `${SEARCH_COUNT_CAP.toLocaleString('en-US')}+` : String(total);
 }

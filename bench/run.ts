@@ -397,7 +397,7 @@ async function sweepShape(running = 200, finishedCounts = [1_000, 100_000]) {
   const rows = [];
   try {
     for (const finished of finishedCounts) {
-      await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskEvent", "MonitorSweep"');
+      await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskCount", "TaskEvent", "MonitorSweep"');
       await db.prisma.$executeRawUnsafe(`
         INSERT INTO "Task" (name, status, "createdAt", "startedAt", "completedAt", progress)
         SELECT 'done ' || g, (ARRAY['COMPLETED','FAILED','CANCELLED'])[1 + g % 3]::"TaskStatus", now(), now(), now(), 100
@@ -421,7 +421,7 @@ async function sweepShape(running = 200, finishedCounts = [1_000, 100_000]) {
       }
       rows.push({ running, finished, median: quantile(samples, 0.5) });
     }
-    await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskEvent", "MonitorSweep"');
+    await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskCount", "TaskEvent", "MonitorSweep"');
   } finally {
     await db.close();
   }
@@ -447,7 +447,7 @@ async function ensureDatabase(url: string) {
   }
   const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
   // Start from empty tables each run (the bench's own database).
-  await client.query(`DO $$ BEGIN IF to_regclass('"Task"') IS NOT NULL THEN TRUNCATE "Task", "TaskEvent" CASCADE; END IF; END $$`);
+  await client.query(`DO $$ BEGIN IF to_regclass('"Task"') IS NOT NULL THEN TRUNCATE "Task", "TaskEvent" CASCADE; END IF; IF to_regclass('"TaskCount"') IS NOT NULL THEN TRUNCATE "TaskCount"; END IF; END $$`);
   await client.end();
   return rows[0]!.server_version;
 }

@@ -13,6 +13,7 @@ describe('configuration', () => {
       dataDir: './data',
       redisUrl: undefined,
       monitor: { enabled: true, intervalMs: 15_000, heartbeatTimeoutMs: 2 * 60_000, stallTimeoutMs: 60 * 60_000, action: 'cancel' },
+      retention: { taskRetentionMs: null, historyRetentionMs: 30 * 24 * 3600_000 },
       shutdownTimeoutMs: 10_000,
       logLevel: 'info',
       logFormat: undefined,

@@ -11,6 +11,9 @@ import { selectStuck } from '../src/tasks/sql/stuck.js';
 import { detectStuck, type StuckRules } from '../src/tasks/stuck.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { taskHarness } from './support/tasks.js';
+import pino from 'pino';
+import { createMetrics } from '../src/metrics.js';
+import { createServices } from '../src/services.js';
 
 const DAY = 24 * 3600_000;
 
@@ -188,6 +191,33 @@ describeEachDatabase('data at scale [%s]', (kind) => {
     clock.set(new Date(t0.getTime() + 400 * DAY));
     expect(await prune(prisma, { taskRetentionMs: null, historyRetentionMs: null }, clock.now())).toMatchObject({ tasks: 0, events: 0 });
     expect(await prisma.task.count()).toBe(2);
+  });
+
+  it("the monitor's upkeep round folds the counters, prunes in batches and counts the pruned rows on /metrics", async () => {
+    const { tasks, prisma, clock, bus } = taskHarness(database);
+    const metrics = createMetrics();
+    const services = createServices({
+      prisma,
+      clock,
+      bus,
+      monitor: { enabled: true, intervalMs: 60_000, heartbeatTimeoutMs: 3_600_000, stallTimeoutMs: 3_600_000, action: 'cancel' },
+      retention: { taskRetentionMs: DAY, historyRetentionMs: null },
+      log: pino({ level: 'silent' }),
+      observe: metrics.observers,
+    });
+    for (let i = 0; i < 3; i++) await tasks.stop((await tasks.create({ name: `old ${i}` })).id);
+    const running = await tasks.create({ name: 'running' });
+    await tasks.start(running.id, 'w');
+    clock.advance(2 * DAY);
+    const before = await prisma.taskCount.count();
+    const report = await services.retention.runNow();
+    expect(report).toMatchObject({ tasks: 3, events: 6, more: false });
+    expect(await prisma.taskCount.count()).toBeLessThan(before); // folded
+    expect((await prisma.task.findMany()).map((t) => t.name)).toEqual(['running']);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('taskwarden_pruned_rows_total{table="task"} 3');
+    expect(text).toContain('taskwarden_pruned_rows_total{table="task_event"} 6');
+    expect(sorted(await readCounts(prisma))).toEqual(await recount(prisma));
   });
 
   it('searches names through the trigram index, and answers stats and totals from the counters', async () => {

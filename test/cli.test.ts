@@ -335,7 +335,7 @@ describe('taskwarden, the operator CLI', () => {
       const path = command === program ? '' : command.parent === token ? `token ${command.name()}` : command.name();
       expect(text, command.name()).toMatch(new RegExp(`Examples:\\n  \\$ taskwarden ${path}`));
     }
-    expect(program.commands.map((c) => c.name())).toEqual(['list', 'stuck', 'stop', 'delete', 'force', 'cleanup', 'stats', 'watch', 'fix-stuck', 'token']);
+    expect(program.commands.map((c) => c.name())).toEqual(['list', 'stuck', 'stop', 'delete', 'force', 'cleanup', 'stats', 'watch', 'fix-stuck', 'token', 'prune']);
   });
 
   it('fix-stuck through the API: dry run, asks first, stops with --yes, deletes with --delete', async () => {
@@ -553,6 +553,28 @@ describe('token', () => {
     expect(afterRevoke.stderr).toMatch(/not valid/);
     await guarded.stop();
     await own.close();
+  });
+
+  it('prune applies TASK_RETENTION on the server\'s database: --dry-run counts, then it deletes, batch by batch', { timeout: 120_000 }, async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'taskwarden-prune-'));
+    dirs.push(dataDir);
+    const db = await openDatabase({ dataDir });
+    await db.prisma.$executeRawUnsafe(`
+      INSERT INTO "Task" (name, status, "createdAt", "startedAt", "completedAt")
+      VALUES ('old', 'COMPLETED', now() - interval '10 days', now() - interval '10 days', now() - interval '10 days'),
+             ('old but running', 'RUNNING', now() - interval '10 days', now() - interval '10 days', NULL),
+             ('young', 'FAILED', now() - interval '1 hour', now() - interval '1 hour', now() - interval '1 hour')`);
+    await db.close();
+    const env = { TASKWARDEN_URL: 'http://127.0.0.1:9/graphql', DATA_DIR: dataDir, TASK_RETENTION: '7d' };
+    const dry = await taskwarden(['prune', '--dry-run', '--json'], { env });
+    expect(dry.code).toBe(0);
+    expect(JSON.parse(dry.stdout)).toMatchObject({ taskRetention: '7 days', historyRetention: '30 days', tasks: 1, events: 0, dryRun: true });
+    const done = await taskwarden(['prune'], { env });
+    expect(done.code).toBe(0);
+    expect(done.stdout).toContain('Deleted 1 finished task(s) and 0 history entries.');
+    const after = await openDatabase({ dataDir });
+    expect((await after.prisma.task.findMany({ orderBy: { name: 'asc' } })).map((t) => t.name)).toEqual(['old but running', 'young']);
+    await after.close();
   });
 
   it('bootstraps the first token of a new deployment in its database, so a server beyond loopback can start', { timeout: 120_000 }, async () => {

@@ -7,7 +7,9 @@ import { stuckAlert, type AlertDraft } from '../alerts/rules.js';
 import type { RecordedChange } from '../tasks/sql/record-change.js';
 import type { Commit } from '../tasks/unit-of-work.js';
 import { resolveStuck } from './resolve-stuck.js';
-import { detectionDelayMs, findStuck, type StuckRules, type StuckTask } from '../tasks/stuck.js';
+import { detectionDelayMs, type StuckRules, type StuckTask } from '../tasks/stuck.js';
+import { stuckTasks } from '../tasks/queries.js';
+import { countRunning } from '../tasks/sql/stuck.js';
 
 /** Why a sweep ran: the monitor's timer, `runMonitorSweep`, or an operator's `cleanupStuck`. */
 export type SweepTrigger = 'schedule' | 'manual' | 'cleanup';
@@ -37,7 +39,7 @@ export interface SweepReport {
   ran: boolean;
   startedAt: Date;
   finishedAt: Date;
-  /** Running tasks examined: a sweep reads these and nothing else. */
+  /** Running tasks the rule was applied to (in SQL: only the stuck ones among them are read). */
   scanned: number;
   found: StuckTask[];
   /** Tasks acted on (and alerted), as they were left. With `none`, those reported for a new stuck episode. */
@@ -69,7 +71,7 @@ const SWEEP_HISTORY_MS = 7 * 24 * 3600_000;
  * changes are published after the commit, so nobody hears of a change that
  * was rolled back.
  */
-export async function sweep({ commit, tasks, clock, bus, alerts }: SweepDeps, options: SweepOptions): Promise<SweepReport> {
+export async function sweep({ commit, clock, bus, alerts }: SweepDeps, options: SweepOptions): Promise<SweepReport> {
   const startedAt = clock.now();
   const dryRun = options.dryRun ?? false;
   const outcome = await commit(
@@ -84,9 +86,10 @@ export async function sweep({ commit, tasks, clock, bus, alerts }: SweepDeps, op
       // connection or for the lock would make two sweeps' records overlap): so the records show that
       // one instance swept at a time.
       const lockedAt = clock.now();
-      const running = await tasks.running(db);
+      // Only the stuck rows are read (the rule runs in SQL); the running ones are counted.
       const now = clock.now();
-      const found = findStuck(running, now, options.rules);
+      const found = await stuckTasks(db, now, options.rules);
+      const scanned = await countRunning(db);
       const handled: (HandledTask & { change: RecordedChange; alert: AlertDraft })[] = [];
       if (!dryRun) {
         for (const stuck of found) {
@@ -131,13 +134,13 @@ export async function sweep({ commit, tasks, clock, bus, alerts }: SweepDeps, op
             action: options.action,
             timeoutMinutes: options.rules.overrideMs === undefined ? null : options.rules.overrideMs / 60_000,
             detectionDelaySeconds: handled.length ? Math.max(...handled.map((h) => detectionDelayMs(h.verdict))) / 1000 : null,
-            scanned: running.length,
+            scanned,
             found: found.length,
             fixed: handled.filter((h) => h.outcome !== 'none').length,
           },
         });
       }
-      return { scanned: running.length, found, handled };
+      return { scanned, found, handled };
     },
     // A sweep over many running tasks may take a while; the default 5 s would abort it.
     { timeout: 120_000, maxWait: 30_000 },

@@ -225,9 +225,9 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
     await taskIn(h.tasks, 'RUNNING');
     let during: Awaited<ReturnType<typeof sweepLocks>> | undefined;
     const tasks = Object.create(h.tasks) as typeof h.tasks;
-    tasks.running = async (tx) => {
-      during = await sweepLocks(tx ?? h.prisma);
-      return h.tasks.running(tx);
+    tasks.stuckAt = async (tx, now, rules) => {
+      during = await sweepLocks(tx);
+      return h.tasks.stuckAt(tx, now, rules);
     };
     for (const trigger of ['schedule', 'manual'] as const) {
       during = undefined;

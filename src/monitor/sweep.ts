@@ -8,7 +8,6 @@ import type { RecordedChange } from '../tasks/sql/record-change.js';
 import type { Commit } from '../tasks/unit-of-work.js';
 import { resolveStuck } from './resolve-stuck.js';
 import { detectionDelayMs, type StuckRules, type StuckTask } from '../tasks/stuck.js';
-import { stuckTasks } from '../tasks/queries.js';
 import { countRunning } from '../tasks/sql/stuck.js';
 
 /** Why a sweep ran: the monitor's timer, `runMonitorSweep`, or an operator's `cleanupStuck`. */
@@ -52,7 +51,7 @@ export const fixedTasks = (report: SweepReport) => report.handled.filter((h) => 
 export interface SweepDeps {
   /** The unit of work a sweep runs in (see tasks/unit-of-work.ts). */
   commit: Commit;
-  tasks: Pick<TaskService, 'running'>;
+  tasks: Pick<TaskService, 'stuckAt'>;
   clock: Clock;
   bus: EventBus;
   alerts: Pick<AlertService, 'record' | 'pendingTooLong'>;
@@ -71,7 +70,7 @@ const SWEEP_HISTORY_MS = 7 * 24 * 3600_000;
  * changes are published after the commit, so nobody hears of a change that
  * was rolled back.
  */
-export async function sweep({ commit, clock, bus, alerts }: SweepDeps, options: SweepOptions): Promise<SweepReport> {
+export async function sweep({ commit, tasks, clock, bus, alerts }: SweepDeps, options: SweepOptions): Promise<SweepReport> {
   const startedAt = clock.now();
   const dryRun = options.dryRun ?? false;
   const outcome = await commit(
@@ -88,7 +87,7 @@ export async function sweep({ commit, clock, bus, alerts }: SweepDeps, options: 
       const lockedAt = clock.now();
       // Only the stuck rows are read (the rule runs in SQL); the running ones are counted.
       const now = clock.now();
-      const found = await stuckTasks(db, now, options.rules);
+      const found = await tasks.stuckAt(db, now, options.rules);
       const scanned = await countRunning(db);
       const handled: (HandledTask & { change: RecordedChange; alert: AlertDraft })[] = [];
       if (!dryRun) {

@@ -136,6 +136,8 @@ export function taskQueries(prisma: PrismaClient, clock: Clock) {
     lastEventId: (taskId: string) => lastEventId(prisma, taskId),
     stuck: (rules: StuckRules) => stuckTasks(prisma, clock.now(), rules),
     running: (db: Db = prisma) => runningTasks(db),
+    /** The stuck ones among running tasks, on `db` (a sweep's transaction), at `now`. */
+    stuckAt: (db: Db, now: Date, rules: StuckRules) => stuckTasks(db, now, rules),
   };
 }
 

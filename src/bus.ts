@@ -1,5 +1,6 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { Redis } from 'ioredis';
+import type { Logger } from './log.js';
 import superjson from 'superjson';
 import { TaskwardenError } from './errors.js';
 
@@ -38,6 +39,8 @@ export interface BusOptions<T> {
   bufferSize?: number;
   /** Topics each instance makes for itself, never sent to the others. */
   localTopics?: readonly (keyof T & string)[];
+  /** Where a Redis outage is reported (one line when it starts, one when it ends). */
+  log?: Logger;
 }
 
 /**
@@ -54,6 +57,21 @@ export function createBus<T>(options: BusOptions<T> = {}): Bus<T> {
   if (options.redisUrl) {
     const publishClient = new Redis(options.redisUrl, { maxRetriesPerRequest: 3 });
     const subscribeClient = new Redis(options.redisUrl);
+    // ioredis reconnects by itself; without a listener it prints every failed attempt of an outage to
+    // stderr as an "Unhandled error event" (found by the chaos suite's Redis restart). One line per outage.
+    let down = false;
+    for (const client of [publishClient, subscribeClient]) {
+      client.on('error', (error: Error) => {
+        if (down) return;
+        down = true;
+        options.log?.warn({ err: error.message }, "Redis is unreachable; live events between instances travel by the event feeds' poll until it is back");
+      });
+      client.on('ready', () => {
+        if (!down) return;
+        down = false;
+        options.log?.info('Redis is reachable again');
+      });
+    }
     // The event target fires its publishes and forgets them: one that fails (Redis down, or this bus
     // closed while a write was finishing) must not become an unhandled rejection. Nothing is lost to
     // other instances: their event feeds also poll the history (tasks/feed.ts).

@@ -1,4 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { createServer } from 'node:net';
+import pino from 'pino';
+import { describe, expect, it, vi } from 'vitest';
 import { createEventBus } from '../src/events.js';
 import type { TaskChange } from '../src/tasks/model.js';
 import { subscribedInRedis } from './support/redis.js';
@@ -75,3 +77,31 @@ describe('the event bus', () => {
   });
 });
 
+
+// Found by the chaos suite's Redis restart: with no error listener, ioredis printed every reconnect
+// attempt of the outage to stderr as an "Unhandled error event".
+describe('the event bus while Redis is unreachable', () => {
+  it('logs one warning for the outage and prints nothing of its own', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    const lines: any[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const printed = vi.spyOn(console, 'error');
+    const bus = createEventBus({ redisUrl: `redis://127.0.0.1:${port}`, log });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (lines.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      // Several reconnect attempts fail meanwhile.
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(lines.map((l) => l.msg)).toEqual([expect.stringMatching(/^Redis is unreachable/)]);
+      expect(printed.mock.calls.filter((call) => String(call[0]).includes('ioredis'))).toEqual([]);
+    } finally {
+      printed.mockRestore();
+      await bus.close();
+    }
+  });
+});

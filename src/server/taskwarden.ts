@@ -38,7 +38,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
   const db = options.db ?? (await openDatabase(databaseTarget(config)));
   if (db.applied.length) log.info({ migrations: db.applied }, 'applied database migrations');
   const metrics = createMetrics();
-  const bus = createEventBus({ redisUrl: config.redisUrl, bufferSize: config.limits.subscriptionBuffer });
+  const bus = createEventBus({ redisUrl: config.redisUrl, bufferSize: config.limits.subscriptionBuffer, log: log.child({ component: 'events' }) });
   const services = createServices({
     prisma: db.prisma,
     clock,

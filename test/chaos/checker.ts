@@ -57,8 +57,8 @@ const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
 const SYSTEM_ACTORS = new Set(['api', 'operator', 'monitor', 'cli']);
 const STUCK_REASONS = new Set(['NO_HEARTBEAT', 'NO_PROGRESS', 'OVERTIME']);
 const STUCK_HANDLING = new Set(['STUCK', 'CANCELLED', 'FAILED', 'REQUEUED']);
-/** Room for the sampler's own period and a loaded machine's scheduling, on top of the bound. */
-const SLACK_MS = 1000;
+/** Room for a loaded machine's scheduling (2 shared cores run 3 servers, Postgres, workers and the suite), on top of each bound. */
+const SLACK_MS = 2000;
 
 export function checkInvariants(record: ChaosRecord): Violation[] {
   const violations: Violation[] = [];

@@ -180,8 +180,10 @@ async function runProfile(kind: 'postgres' | 'pglite', tasks: number, random: ()
     const sampler = (async () => {
       while (sampling) {
         try {
-          const data = await gql(`{ tasks(status: [RUNNING], first: 100) { edges { node { id startedAt lastHeartbeatAt } } } }`);
+          // Silence measured from when the question was sent: the server read the rows after it, so this
+          // is a lower bound however slowly the answer comes back on a loaded machine.
           const now = Date.now();
+          const data = await gql(`{ tasks(status: [RUNNING], first: 100) { edges { node { id startedAt lastHeartbeatAt } } } }`);
           for (const { node } of data.tasks.edges) record.silences.push({ at: now, taskId: node.id, silentMs: now - Date.parse(node.lastHeartbeatAt ?? node.startedAt) });
         } catch {}
         await sleep(500);

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { closeConnectionsWhenDraining } from './drain.js';
 import type { AddressInfo } from 'node:net';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { BrowserAccess, Limits } from '../config.js';
@@ -87,6 +88,7 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
     requestContext.run({ requestId: requestIdOf(req) }, () => (isApiPath(req.url) ? yoga(req, res) : dashboard(req, res)));
   });
   limitConnectionsPerAddress(server, limits.connectionsPerAddress, log);
+  const drain = closeConnectionsWhenDraining(server);
   const sockets = serveWebSockets({ server, yoga, authenticate: auth.authenticate, connections, guard, limits });
   const stopClosingRevoked = closeOnTokenChange(services.bus, connections);
 
@@ -110,6 +112,7 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
       // This app's own streams and bus subscription only: the services' own (the token cache's) are theirs to stop.
       auth.endStreams();
       await stopClosingRevoked();
+      drain();
       server.closeIdleConnections();
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => {

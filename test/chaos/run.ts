@@ -27,6 +27,8 @@ const { values: args } = parseArgs({
     tasks: { type: 'string' },
     profile: { type: 'string', default: 'all' },
     workers: { type: 'string' },
+    /** Only the graceful-shutdown phase, with no load or faults before it (for looking into it). */
+    'shutdown-only': { type: 'boolean', default: false },
   },
 });
 const seed = args.seed ? Number(args.seed) : Math.floor(Math.random() * 2 ** 31);
@@ -192,7 +194,7 @@ async function runProfile(kind: 'postgres' | 'pglite', tasks: number, random: ()
 
     // Faults, one at a time, at random; each kind at least once.
     const kinds: FaultKind[] = kind === 'postgres' ? ['worker-kill', 'worker-stop', 'server-kill', 'postgres-restart', 'redis-restart', 'hold'] : ['worker-kill', 'worker-stop', 'server-kill', 'hold'];
-    const pending = [...kinds].sort(() => random() - 0.5);
+    const pending = args['shutdown-only'] ? [] : [...kinds].sort(() => random() - 0.5);
     const waitUsable = async () => {
       for (;;) {
         try {
@@ -258,7 +260,7 @@ async function runProfile(kind: 'postgres' | 'pglite', tasks: number, random: ()
           break;
       }
     };
-    let loading = true;
+    let loading = !args['shutdown-only'];
     const faults = (async () => {
       await sleep(3000);
       while (loading) {

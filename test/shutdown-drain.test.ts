@@ -8,7 +8,7 @@ import { spawnServer } from './support/process.js';
 // close their connections, and the drain ends as soon as what was in flight is answered.
 describeEachDatabase('shutdown under a busy kept-alive client [%s]', (kind) => {
   it('ends its drain by itself, exits 0, and cuts no answered request', { timeout: 120_000 }, async () => {
-    const database = kind === 'pglite' ? { DATA_DIR: 'memory' } : { DATABASE_URL: process.env.TEST_DATABASE_URL! };
+    const database: Record<string, string> = kind === 'pglite' ? { DATA_DIR: 'memory' } : { DATABASE_URL: process.env.TEST_DATABASE_URL! };
     // Far longer than the test may take: only a drain that ends by itself lets it pass.
     const server = await spawnServer({ ...database, SHUTDOWN_TIMEOUT: '10m', MONITOR_ENABLED: 'false' });
     const outcomes: Record<string, number> = {};

@@ -39,7 +39,7 @@ describeEachDatabase('live events after a writer that never published [%s]', (ki
   };
 
   if (kind === 'postgres') {
-    it('delivers writes whose instance was killed between commit and publish', async () => {
+    it('delivers writes whose instance was killed between commit and publish', { timeout: 90_000 }, async () => {
       const heard = follow();
       await subscribed();
       const die = (env: Record<string, string>) =>

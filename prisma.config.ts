@@ -18,7 +18,7 @@ export default defineConfig({
   // The same choice the server makes: DATABASE_URL for a PostgreSQL server,
   // otherwise the embedded database in DATA_DIR (locked while the CLI uses it).
   async adapter() {
-    const { cliAdapter } = await import('./src/db/cli-adapter.js');
+    const { cliAdapter } = await import('./src/db/pglite-adapter.js');
     return cliAdapter(databaseUrl);
   },
 });

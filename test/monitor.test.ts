@@ -137,6 +137,19 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
     await alerts.return!();
   });
 
+  it('counts as alerted only the stuck alerts the outbox took: a cleanup of an episode already reported alerts nobody again', async () => {
+    await taskIn(h.tasks, 'RUNNING', 'reported, then cleaned up');
+    h.clock.advance(TIMEOUT + MINUTE);
+    const reported = await run('none', 'manual');
+    expect(reported.handled).toHaveLength(1);
+    expect(reported.alerted).toBe(1);
+    // The same episode: the cleanup cancels the task, and its alert is the one the outbox already holds.
+    const cleaned = await sweep(deps(), { rules: oneTimeout(TIMEOUT), action: 'cancel', actor: 'operator', trigger: 'cleanup' });
+    expect(cleaned.handled.map((t) => t.outcome)).toEqual(['cancel']);
+    expect(cleaned.alerted).toBe(0);
+    expect(await h.prisma.alert.count({ where: { rule: 'task.stuck' } })).toBe(1);
+  });
+
   it('spares a worker that comes back between detection and action', async () => {
     const { task, leaseToken } = await taskIn(h.tasks, 'RUNNING', 'slow network');
     h.clock.advance(TIMEOUT + MINUTE);

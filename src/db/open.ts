@@ -4,7 +4,7 @@ import pg from 'pg';
 import type { Config } from '../config.js';
 import { TaskwardenError } from '../errors.js';
 import { PrismaClient } from '../generated/prisma/client.js';
-import { pgliteAdapter } from './cli-adapter.js';
+import { pgliteAdapter } from './pglite-adapter.js';
 import { releasingOnFailedCommit } from './commit-failures.js';
 import { pgliteExtensions } from './pglite-extensions.js';
 import { acquireDataDir, MEMORY, type DataDir } from './data-dir.js';

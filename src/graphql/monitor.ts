@@ -72,7 +72,7 @@ const SweepReportRef = builder.objectRef<SweepReport>('SweepReport').implement({
     scanned: t.exposeInt('scanned', { description: 'Running tasks examined.' }),
     found: t.field({ type: [TaskRef], resolve: foundTasks }),
     fixed: t.field({ type: [TaskRef], description: 'Tasks the action changed, as it left them.', resolve: fixedTasks }),
-    alerted: t.int({ description: 'Stuck alerts published (with action NONE: new stuck episodes).', resolve: (r) => r.handled.length }),
+    alerted: t.int({ description: 'Stuck alerts published (with action NONE: new stuck episodes).', resolve: (r) => r.alerted }),
   }),
 });
 

@@ -58,7 +58,7 @@ export function createMonitor(
   let hearingSince = clock.now();
   let timer: NodeJS.Timeout | undefined;
   let nextSweepAt: Date | null = null;
-  let running = false;
+  let scheduled = false;
   let inFlight: Promise<unknown> = Promise.resolve();
   let consecutiveFailures = 0;
   let failingSince: Date | undefined;
@@ -108,7 +108,7 @@ export function createMonitor(
       },
       (error: unknown) => {
         consecutiveFailures += 1;
-        failingSince ??= new Date();
+        failingSince ??= clock.now();
         lastError = error instanceof Error ? error.message : String(error);
         log.error({ err: error, consecutiveFailures }, 'monitor sweep failed; retrying at the next tick');
         if (consecutiveFailures === deps.alerts.settings.sweepFailures) {
@@ -120,7 +120,7 @@ export function createMonitor(
   }
 
   function schedule() {
-    if (!running) return;
+    if (!scheduled) return;
     // ±10% jitter keeps instances that started together from sweeping in lockstep.
     const delay = Math.round(settings.intervalMs * (0.9 + Math.random() * 0.2));
     nextSweepAt = new Date(Date.now() + delay);
@@ -136,8 +136,8 @@ export function createMonitor(
 
   return {
     start() {
-      if (running || !settings.enabled) return;
-      running = true;
+      if (scheduled || !settings.enabled) return;
+      scheduled = true;
       log.debug(
         { intervalMs: settings.intervalMs, heartbeatTimeoutMs: settings.heartbeatTimeoutMs, stallTimeoutMs: settings.stallTimeoutMs, action: settings.action },
         'monitor started',
@@ -146,7 +146,7 @@ export function createMonitor(
     },
     /** Stops the timer and waits for a sweep in flight. */
     async stop() {
-      running = false;
+      scheduled = false;
       if (timer) clearTimeout(timer);
       timer = undefined;
       nextSweepAt = null;
@@ -185,7 +185,7 @@ export function createMonitor(
       const graceUntil = new Date(hearingSince.getTime() + settings.heartbeatTimeoutMs);
       return {
         enabled: settings.enabled,
-        running,
+        running: scheduled,
         intervalMs: settings.intervalMs,
         heartbeatTimeoutMs: settings.heartbeatTimeoutMs,
         stallTimeoutMs: settings.stallTimeoutMs,

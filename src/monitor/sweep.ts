@@ -41,8 +41,10 @@ export interface SweepReport {
   /** Running tasks the rule was applied to (in SQL: only the stuck ones among them are read). */
   scanned: number;
   found: StuckTask[];
-  /** Tasks acted on (and alerted), as they were left. With `none`, those reported for a new stuck episode. */
+  /** Tasks acted on, as they were left. With `none`, those reported for a new stuck episode. */
   handled: HandledTask[];
+  /** Stuck alerts published: those the outbox took, not ones it already held for the same episode (a cleanup after a `none` report). */
+  alerted: number;
 }
 
 /** The tasks a sweep's action changed, as it left them (`none` changes nothing). */
@@ -139,7 +141,7 @@ export async function sweep({ commit, tasks, clock, bus, alerts }: SweepDeps, op
           },
         });
       }
-      return { scanned, found, handled };
+      return { scanned, found, handled, alerted: handled.filter((h) => published.has(h.alert.key)).length };
     },
     // A sweep over many running tasks may take a while; the default 5 s would abort it.
     { timeout: 120_000, maxWait: 30_000 },
@@ -156,5 +158,6 @@ export async function sweep({ commit, tasks, clock, bus, alerts }: SweepDeps, op
     scanned: outcome?.scanned ?? 0,
     found: outcome?.found ?? [],
     handled: (outcome?.handled ?? []).map(({ change: _change, alert: _alert, ...handled }) => handled),
+    alerted: outcome?.alerted ?? 0,
   };
 }

@@ -20,7 +20,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import pino from 'pino';
 import { systemClock } from '../src/clock.js';
-import { pgliteAdapter } from '../src/db/cli-adapter.js';
+import { pgliteAdapter } from '../src/db/pglite-adapter.js';
 import { migrate } from '../src/db/migrate.js';
 import { pgliteSession, pgSession } from '../src/db/open.js';
 import { pgliteExtensions } from '../src/db/pglite-extensions.js';

@@ -397,7 +397,7 @@ async function sweepShape(running = 200, finishedCounts = [1_000, 100_000]) {
   const rows = [];
   try {
     for (const finished of finishedCounts) {
-      await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskCount", "TaskEvent", "MonitorSweep"');
+      await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskDependency", "TaskCount", "TaskEvent", "MonitorSweep"');
       await db.prisma.$executeRawUnsafe(`
         INSERT INTO "Task" (name, status, "createdAt", "startedAt", "completedAt", progress)
         SELECT 'done ' || g, (ARRAY['COMPLETED','FAILED','CANCELLED'])[1 + g % 3]::"TaskStatus", now(), now(), now(), 100
@@ -421,7 +421,7 @@ async function sweepShape(running = 200, finishedCounts = [1_000, 100_000]) {
       }
       rows.push({ running, finished, median: quantile(samples, 0.5) });
     }
-    await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskCount", "TaskEvent", "MonitorSweep"');
+    await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskDependency", "TaskCount", "TaskEvent", "MonitorSweep"');
   } finally {
     await db.close();
   }

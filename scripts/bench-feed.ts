@@ -14,7 +14,7 @@ import { startTaskwarden } from '../src/server/taskwarden.js';
 const { values: args } = parseArgs({ options: { reports: { type: 'string', default: '1000' }, paced: { type: 'string', default: '200' } } });
 const url = process.env.BENCH_DATABASE_URL;
 const db = await openDatabase(url ? { url } : { memory: true });
-await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskEvent", "MonitorSweep"');
+await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskDependency", "TaskEvent", "MonitorSweep"');
 const config = loadConfig({ PORT: '0', MONITOR_ENABLED: 'false', LOG_LEVEL: 'silent' });
 const server = await startTaskwarden({ config, log: pino({ level: 'silent' }), db });
 const { tasks, bus } = server.services;

@@ -6,6 +6,7 @@ import { alertRules, webhookFormats, type AlertSettings, type WebhookConfig, typ
 import type { MonitorSettings } from './monitor/monitor.js';
 import { stuckActions } from './tasks/stuck.js';
 import { parseDuration } from './duration.js';
+import { parseBackoff, type SchedulingSettings } from './tasks/scheduling.js';
 import { TaskwardenError } from './errors.js';
 import type { RetentionSettings } from './monitor/retention.js';
 
@@ -109,6 +110,28 @@ const webhookUrls = z.string().transform((text, ctx) => {
   return hooks;
 });
 
+const retryBackoff = z.string().transform((text, ctx) => {
+  const parsed = parseBackoff(text, parseDuration);
+  if (!parsed) {
+    ctx.addIssue({ code: 'custom', message: 'expected initial delay, factor and cap separated by commas, such as 30s,2,30m (factor from 1 to 100, cap at least the initial delay)' });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const kindLimits = z.string().transform((text, ctx) => {
+  const limits: Record<string, number> = {};
+  for (const entry of list(text)) {
+    const match = /^(.+):(\d{1,6})$/.exec(entry);
+    if (!match || match[1]!.trim() === '' || match[1]!.length > 100) {
+      ctx.addIssue({ code: 'custom', message: `expected kind:limit entries separated by commas, such as backtest:8,optimize:2 (got ${entry})` });
+      return z.NEVER;
+    }
+    limits[match[1]!.trim()] = Number(match[2]);
+  }
+  return limits;
+});
+
 const alertConfigFile = z.string().transform((path, ctx) => {
   try {
     const parsed = z.object({ webhooks: z.array(webhookEntry) }).safeParse(JSON.parse(readFileSync(path, 'utf8')));
@@ -183,6 +206,8 @@ export const envSchema = z.object({
   ALERT_MAX_ATTEMPTS: positiveInt(8).default(8),
   ALERT_RETRY_BASE: duration('2s').default(ms('2s')),
   ALERT_POLL_INTERVAL: duration('5s').default(ms('5s')),
+  RETRY_BACKOFF: retryBackoff.default({ initialSeconds: 30, factor: 2, maxSeconds: 30 * 60 }),
+  KIND_LIMITS: kindLimits.default({}),
 });
 
 /** Bounds on what one request or one client may cost the server. */
@@ -238,6 +263,7 @@ export interface Config {
   /** Serve /metrics on this port of its own (same HOST), without a token, instead of on the API port. */
   metricsPort?: number;
   alerts: AlertSettings;
+  scheduling: SchedulingSettings;
   /** One line each, for the log at start: deprecated settings still honoured. */
   warnings: string[];
 }
@@ -302,6 +328,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retryBaseMs: e.ALERT_RETRY_BASE,
       pollIntervalMs: e.ALERT_POLL_INTERVAL,
     },
+    scheduling: { retryBackoff: e.RETRY_BACKOFF, kindLimits: e.KIND_LIMITS },
     warnings: e.STUCK_TIMEOUT === undefined ? [] : [stuckTimeoutWarning(present.STALL_TIMEOUT !== undefined)],
   };
 }

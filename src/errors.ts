@@ -20,7 +20,11 @@ export type ErrorCode =
   | 'LIMIT_EXCEEDED'
   | 'ALREADY_EXISTS'
   | 'LAST_ADMIN_TOKEN'
-  | 'RATE_LIMITED';
+  | 'RATE_LIMITED'
+  | 'IDEMPOTENCY_CONFLICT'
+  | 'DEPENDENCY_CYCLE'
+  | 'DEPENDENCY_FAILED'
+  | 'TASK_NOT_READY';
 
 export class TaskwardenError extends Error {
   override readonly name = 'TaskwardenError';

@@ -9,6 +9,7 @@ import { TaskEventType, TaskStatus } from './tasks/model.js';
 import type { RecordedChange } from './tasks/sql/record-change.js';
 import { readCounts } from './tasks/sql/counts.js';
 import type { PruneCounts } from './monitor/retention.js';
+import type { KindQueueFigures } from './tasks/queues.js';
 import { detectionDelayMs } from './tasks/stuck.js';
 
 const fixedActors = new Set(['monitor', 'operator', 'api', 'cli']);
@@ -121,6 +122,54 @@ export function createMetrics() {
     },
     /** Gauges read at scrape time, once the services exist. */
     watch(services: Services, connections: () => number) {
+      // One read of the queues per scrape feeds all four queue gauges.
+      let queues: { at: number; figures: Promise<KindQueueFigures[]> } | undefined;
+      const figures = () => {
+        if (!queues || Date.now() - queues.at > 1000) queues = { at: Date.now(), figures: services.queues.list().catch(() => []) };
+        return queues.figures;
+      };
+      new Gauge({
+        name: 'taskwarden_queue_tasks',
+        help: 'Tasks of each kind by queue state: pending (ready), delayed (runAt ahead), blocked (a dependency not completed), running.',
+        labelNames: ['kind', 'state'] as const,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const q of await figures()) {
+            for (const state of ['pending', 'delayed', 'blocked', 'running'] as const) this.set({ kind: q.kind, state }, q[state]);
+          }
+        },
+      });
+      new Gauge({
+        name: 'taskwarden_queue_limit',
+        help: 'Per-kind concurrency limit (only kinds that have one).',
+        labelNames: ['kind'] as const,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const q of await figures()) if (q.maxRunning !== null) this.set({ kind: q.kind }, q.maxRunning);
+        },
+      });
+      new Gauge({
+        name: 'taskwarden_queue_paused',
+        help: '1 while a kind is paused, else 0.',
+        labelNames: ['kind'] as const,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const q of await figures()) this.set({ kind: q.kind }, q.paused ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: 'taskwarden_queue_oldest_ready_age_seconds',
+        help: 'How long the longest-waiting ready task of each kind has been due.',
+        labelNames: ['kind'] as const,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const q of await figures()) this.set({ kind: q.kind }, q.oldestReadyAgeSeconds);
+        },
+      });
       new Gauge({
         name: 'taskwarden_tasks',
         help: 'Tasks by status.',

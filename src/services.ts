@@ -6,6 +6,8 @@ import { createTokenService, type TokenService } from './auth/tokens.js';
 import type { Clock } from './clock.js';
 import type { AlertSettings } from './alerts/settings.js';
 import { loadConfig } from './config.js';
+import { createQueueService, type QueueService } from './tasks/queues.js';
+import type { SchedulingSettings } from './tasks/scheduling.js';
 import type { EventBus } from './events.js';
 import type { PrismaClient } from './generated/prisma/client.js';
 import { createMonitor, type Monitor, type MonitorSettings } from './monitor/monitor.js';
@@ -27,6 +29,8 @@ export interface Services {
   /** Runs a unit of work and announces its changes and alerts after it commits. */
   commit: Commit;
   tasks: TaskService;
+  /** Per-kind limits and pause, and the queues' figures. */
+  queues: QueueService;
   stats: StatsService;
   /** This instance's reader of the history, behind every live stream of task changes. */
   feed: EventFeed;
@@ -51,6 +55,9 @@ export function createServices(deps: {
   /** Failed authentications per client address per minute (AUTH_FAILURES_PER_MINUTE). */
   authFailuresPerMinute?: number;
   alerts?: AlertSettings;
+  scheduling?: SchedulingSettings;
+  /** PGlite: one statement at a time, so a claim needs no kind lock (see tasks/service.ts). */
+  serialDatabase?: boolean;
   observe?: Observers;
 }): Services {
   const { prisma, clock, bus, log } = deps;
@@ -62,7 +69,8 @@ export function createServices(deps: {
     onDelivery: deps.observe?.delivery,
   });
   const commit = createCommit({ prisma, bus, alerts, observe: deps.observe?.change });
-  const tasks = createTaskService({ prisma, clock, commit, alerts });
+  const scheduling = deps.scheduling ?? defaultSchedulingSettings();
+  const tasks = createTaskService({ prisma, clock, commit, alerts, retryBackoff: scheduling.retryBackoff, serialDatabase: deps.serialDatabase });
   const tokens = createTokenService({ prisma, clock, bus, envTokens: deps.envTokens });
   const feed = createEventFeed({ prisma, bus, log: log.child({ component: 'feed' }) });
   const monitor = createMonitor({ prisma, commit, tasks, clock, bus, alerts, settings: deps.monitor, log: log.child({ component: 'monitor' }), onSweep: deps.observe?.sweep });
@@ -72,6 +80,7 @@ export function createServices(deps: {
     bus,
     commit,
     tasks,
+    queues: createQueueService({ prisma, clock }),
     stats: createStatsService({ prisma, clock, rules: () => monitor.rules() }),
     feed,
     live: createLiveService({ prisma, bus, tasks, feed }),
@@ -103,3 +112,6 @@ export const defaultAlertSettings = (): AlertSettings => loadConfig({}).alerts;
 
 /** Retention as configured with no setting. */
 export const defaultRetention = (): RetentionSettings => loadConfig({}).retention;
+
+/** Scheduling with no RETRY_BACKOFF or KIND_LIMITS set. */
+export const defaultSchedulingSettings = (): SchedulingSettings => loadConfig({}).scheduling;

@@ -99,6 +99,9 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
     expect((await run('retry')).handled).toMatchObject([{ outcome: 'retry', task: { status: 'PENDING', attempt: 1, workerId: null } }]);
     expect(await codeOf(() => h.tasks.reportProgress(created.id, first.leaseToken))).toBe('LEASE_MISMATCH');
 
+    // The retry waits out its backoff (RETRY_BACKOFF, 30 s ±10% by default) before it is claimable.
+    expect(await h.tasks.claim('w2')).toBeNull();
+    h.clock.advance(33_000);
     const second = await h.tasks.claim('w2');
     expect(second!.task).toMatchObject({ id: created.id, attempt: 2, progress: 0 });
     h.clock.advance(TIMEOUT + 1);
@@ -157,7 +160,7 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
     const verdict = detectStuck(seen, h.clock.now(), oneTimeout(TIMEOUT))!;
     expect(verdict.reason).toBe('NO_HEARTBEAT');
     await h.tasks.reportProgress(task.id, leaseToken!); // the heartbeat lands first
-    expect(await resolveStuck(h.prisma, { task: seen, verdict }, 'cancel', { actor: 'monitor' }, h.clock.now())).toBeNull();
+    expect(await resolveStuck(h.prisma, { task: seen, verdict }, 'cancel', { actor: 'monitor' }, h.clock.now(), h.tasks.retryBackoff)).toBeNull();
     expect((await h.tasks.get(task.id))!.status).toBe('RUNNING');
   });
 

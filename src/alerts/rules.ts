@@ -97,3 +97,12 @@ export function pendingAlert(task: Task, waitedMs: number, at: Date): AlertDraft
     details: { pendingForSeconds: waitedMs / 1000 },
   });
 }
+
+/** One per task cancelled because a task it depended on (`cause`, directly or further up) ended FAILED or CANCELLED. */
+export function dependencyFailedAlert(task: Task, cause: { id: string; name: string; status: string }, at: Date): AlertDraft {
+  return draft(`task.dependency_failed:${task.id}`, 'task.dependency_failed', at, task, {
+    severity: 'warning',
+    summary: `Task "${task.name}" was cancelled: it depends on "${cause.name}", which ended ${cause.status}.`,
+    details: { reason: 'DEPENDENCY_FAILED', dependency: cause },
+  });
+}

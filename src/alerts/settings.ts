@@ -1,6 +1,6 @@
 // What alerting can be told: its rules, webhook formats and settings. config.ts reads them from the environment.
 
-export const alertRules = ['task.stuck', 'task.failed', 'failures.burst', 'monitor.failing', 'task.pending'] as const;
+export const alertRules = ['task.stuck', 'task.failed', 'failures.burst', 'monitor.failing', 'task.pending', 'task.dependency_failed'] as const;
 export type AlertRule = (typeof alertRules)[number];
 
 export const webhookFormats = ['json', 'slack', 'feishu'] as const;

@@ -1,6 +1,7 @@
 import { builder } from './builder.js';
 import './enums.js';
 import './task.js';
+import './queues.js';
 import './task-event.js';
 import './stats.js';
 import './monitor.js';

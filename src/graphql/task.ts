@@ -83,7 +83,16 @@ export const TaskLeaseRef = builder.objectRef<{ task: Task; leaseToken: string }
   }),
 });
 
-const CreateTaskInput = builder.inputType('CreateTaskInput', {
+const RetryBackoffInput = builder.inputType('RetryBackoffInput', {
+  description: 'How long a retry waits: min(maxSeconds, initialSeconds x factor^(attempt-1)), ±10%. Each field left out comes from RETRY_BACKOFF.',
+  fields: (t) => ({
+    initialSeconds: t.float({ description: 'The wait after the first failed attempt (0 or more).' }),
+    factor: t.float({ description: 'Each further attempt waits this many times longer (1 to 100).' }),
+    maxSeconds: t.float({ description: 'The longest wait (at least initialSeconds).' }),
+  }),
+});
+
+export const CreateTaskInput = builder.inputType('CreateTaskInput', {
   fields: (t) => ({
     name: t.string({ required: true, description: 'At most 200 characters.' }),
     kind: t.string({ description: 'Workers claim tasks by kind. Default "backtest".' }),
@@ -95,7 +104,15 @@ const CreateTaskInput = builder.inputType('CreateTaskInput', {
     stallTimeoutMinutes: t.float({
       description: 'No change of progress or message for longer than this makes it NO_PROGRESS. Default: STALL_TIMEOUT. Give a long one to a task with slow silent phases.',
     }),
-    maxAttempts: t.int({ description: 'How many runs the monitor may start when its action is retry. Default 3.' }),
+    maxAttempts: t.int({ description: 'How many runs it may have: the monitor\'s retry action and failTask(retryable: true) requeue it while attempts remain. Default 3.' }),
+    priority: t.int({ description: 'Higher is claimed first (-1000000 to 1000000). Default 0.' }),
+    runAt: t.field({ type: 'DateTime', description: 'Not claimable before this time. Default: at once.' }),
+    idempotencyKey: t.string({
+      description: 'Creating again with the same key returns the task that has it (no new task, no event); a different input under it is IDEMPOTENCY_CONFLICT. The key is freed when its task is deleted. At most 200 characters.',
+    }),
+    dependsOn: t.idList({ description: 'Claimable only once all these tasks COMPLETED; if one ends FAILED or CANCELLED, this task is cancelled (DEPENDENCY_FAILED).' }),
+    dependsOnIndex: t.intList({ description: 'In createTasks only: dependencies on other tasks of the same call, by their index in it.' }),
+    retryBackoff: t.field({ type: RetryBackoffInput, description: 'Its own retry backoff. Default: RETRY_BACKOFF.' }),
   }),
 });
 
@@ -158,7 +175,8 @@ builder.mutationFields((t) => ({
     authScopes: { work: true },
     type: TaskLeaseRef,
     nullable: true,
-    description: 'Starts the oldest pending task (of these kinds), with a new lease; null when none is pending.',
+    description:
+      'Starts the next claimable task (of these kinds), with a new lease: highest priority, then earliest runAt (or createdAt), then id; never one that is delayed, waits for a dependency, or whose kind is paused or at its limit. Null when none is claimable.',
     args: { workerId: t.arg.string({ required: true }), kinds: t.arg.stringList() },
     resolve: (_root, args, ctx) => ctx.services.tasks.claim(args.workerId, args.kinds, ctx.tokenName),
   }),
@@ -185,9 +203,15 @@ builder.mutationFields((t) => ({
   failTask: t.field({
     authScopes: { work: true },
     type: TaskRef,
-    description: 'RUNNING -> FAILED by the lease holder.',
-    args: { id: t.arg.id({ required: true }), leaseToken: t.arg.string({ required: true }), error: t.arg.string({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.services.tasks.fail(idArg(args.id), args.leaseToken, args.error, ctx.tokenName),
+    description:
+      'RUNNING -> FAILED by the lease holder. With retryable: true, while attempts remain (attempt < maxAttempts), RUNNING -> PENDING instead, due again after its retry backoff.',
+    args: {
+      id: t.arg.id({ required: true }),
+      leaseToken: t.arg.string({ required: true }),
+      error: t.arg.string({ required: true }),
+      retryable: t.arg.boolean(),
+    },
+    resolve: (_root, args, ctx) => ctx.services.tasks.fail(idArg(args.id), args.leaseToken, args.error, ctx.tokenName, { retryable: args.retryable }),
   }),
   releaseTask: t.field({
     authScopes: { work: true },

@@ -6,6 +6,7 @@ import type { RecordedChange } from '../tasks/sql/record-change.js';
 import { finishSet, requeueSet } from '../tasks/sql/task-sets.js';
 import { describeStuck, type StuckTask } from '../tasks/stuck.js';
 import { applyTransition, type Author, type Transition } from '../tasks/transitions.js';
+import { retryDelay, type RetryBackoff } from '../tasks/scheduling.js';
 
 export interface StuckResolution {
   change: RecordedChange;
@@ -13,7 +14,7 @@ export interface StuckResolution {
   outcome: StuckAction;
 }
 
-type Stuck = StuckTask & { error: string };
+type Stuck = StuckTask & { error: string; runAt: Date | null };
 
 /**
  * Still the episode the sweep saw: no heartbeat (or progress) since, so a
@@ -44,7 +45,14 @@ export const stuckTransitions: Record<StuckAction, Transition<Stuck>> = {
     guard: sameEpisode,
     set: ({ error }, now) => finishSet(TaskStatus.FAILED, now, Prisma.sql`, error = ${error}`),
   },
-  retry: { verb: 'retry stuck', event: TaskEventType.REQUEUED, from: 'lease', guard: sameEpisode, set: () => requeueSet },
+  /** Back to PENDING for another attempt, due again after its retry backoff. */
+  retry: {
+    verb: 'retry stuck',
+    event: TaskEventType.REQUEUED,
+    from: 'lease',
+    guard: sameEpisode,
+    set: ({ runAt }) => Prisma.sql`${requeueSet}, "runAt" = ${runAt}`,
+  },
 };
 
 /**
@@ -58,17 +66,21 @@ export async function resolveStuck(
   action: StuckAction,
   author: Required<Pick<Author, 'actor'>> & Pick<Author, 'tokenName'>,
   now: Date,
+  /** For `retry`: the backoff of tasks that have none of their own (RETRY_BACKOFF). */
+  retryBackoff: RetryBackoff,
 ): Promise<StuckResolution | null> {
   if (!task.leaseToken) return null;
   const why = `stuck: ${describeStuck(verdict)}`;
   const outcome: StuckAction = action === 'retry' && task.attempt >= task.maxAttempts ? 'fail' : action;
   const error = action === 'retry' ? `${why}; no attempts left (${task.attempt} of ${task.maxAttempts})` : why;
+  // The history records how long a retry waits: "NO_HEARTBEAT; retry in 31.4s".
+  const retry = outcome === 'retry' ? retryDelay(task, retryBackoff, now) : null;
   const change = await applyTransition(
     db,
     stuckTransitions[outcome],
     { pick: pickById(task.id), leaseToken: task.leaseToken },
-    { task, verdict, error },
-    { ...author, reason: verdict.reason },
+    { task, verdict, error, runAt: retry?.runAt ?? null },
+    { ...author, reason: retry ? `${verdict.reason}; ${retry.note}` : verdict.reason },
     now,
   );
   return change && { change, outcome };

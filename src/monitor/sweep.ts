@@ -4,6 +4,7 @@ import type { EventBus } from '../events.js';
 import type { TaskService } from '../tasks/service.js';
 import type { AlertService } from '../alerts/service.js';
 import { stuckAlert, type AlertDraft } from '../alerts/rules.js';
+import { cancelWhatWaits } from '../tasks/cascade.js';
 import type { RecordedChange } from '../tasks/sql/record-change.js';
 import type { Commit } from '../tasks/unit-of-work.js';
 import { resolveStuck } from './resolve-stuck.js';
@@ -53,7 +54,7 @@ export const fixedTasks = (report: SweepReport) => report.handled.filter((h) => 
 export interface SweepDeps {
   /** The unit of work a sweep runs in (see tasks/unit-of-work.ts). */
   commit: Commit;
-  tasks: Pick<TaskService, 'stuckAt'>;
+  tasks: Pick<TaskService, 'stuckAt' | 'retryBackoff'>;
   clock: Clock;
   bus: EventBus;
   alerts: Pick<AlertService, 'record' | 'pendingTooLong'>;
@@ -76,7 +77,8 @@ export async function sweep({ commit, tasks, clock, bus, alerts }: SweepDeps, op
   const startedAt = clock.now();
   const dryRun = options.dryRun ?? false;
   const outcome = await commit(
-    async ({ db, changed, alerted, afterCommit }) => {
+    async (uow) => {
+      const { db, changed, alerted, afterCommit } = uow;
       if (options.trigger === 'schedule') {
         const [row] = await db.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${SWEEP_LOCK}) AS locked`;
         if (!row?.locked) return undefined;
@@ -94,7 +96,7 @@ export async function sweep({ commit, tasks, clock, bus, alerts }: SweepDeps, op
       const handled: (HandledTask & { change: RecordedChange; alert: AlertDraft })[] = [];
       if (!dryRun) {
         for (const stuck of found) {
-          const resolution = await resolveStuck(db, stuck, options.action, { actor: options.actor, tokenName: options.tokenName }, now);
+          const resolution = await resolveStuck(db, stuck, options.action, { actor: options.actor, tokenName: options.tokenName }, now, tasks.retryBackoff);
           if (!resolution) continue;
           const { change, outcome } = resolution;
           const task = change.row;
@@ -125,6 +127,8 @@ export async function sweep({ commit, tasks, clock, bus, alerts }: SweepDeps, op
           }),
         );
       }
+      // A task the sweep cancelled or failed takes down what depends on it, in this transaction.
+      await cancelWhatWaits(uow, handled.map((h) => h.change), alerts, now);
       if (options.trigger !== 'cleanup') {
         await db.monitorSweep.deleteMany({ where: { startedAt: { lt: new Date(startedAt.getTime() - SWEEP_HISTORY_MS) } } });
         await db.monitorSweep.create({

@@ -49,8 +49,11 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
     envTokens: config.envTokens,
     authFailuresPerMinute: config.limits.authFailuresPerMinute,
     alerts: config.alerts,
+    scheduling: config.scheduling,
+    serialDatabase: db.provider === 'pglite',
     observe: metrics.observers,
   });
+  await services.queues.applyLimits(config.scheduling.kindLimits);
   const app = createApp({
     services,
     log,

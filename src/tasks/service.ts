@@ -6,27 +6,21 @@ import type { PrismaClient } from '../generated/prisma/client.js';
 import { actors, TaskEventType, TaskStatus, type Db, type Task } from './model.js';
 import { taskNotFound, taskQueries } from './queries.js';
 import { deleteTerminalTask } from './sql/delete-terminal-task.js';
-import { insertTask } from './sql/insert-task.js';
 import { pickById } from './sql/pick-by-id.js';
-import { pickOldestPending } from './sql/pick-oldest-pending.js';
+import { lockLimitedKinds, pickNextClaimable } from './sql/claim.js';
+import { holdbackOf } from './sql/queue-figures.js';
+import { cancelWhatWaits, endsBadly } from './cascade.js';
+import { prepareBatch, writeBatch, type CreateTaskInput } from './create.js';
+import { describeHoldback } from './queues.js';
+import { retryDelay, type RetryBackoff } from './scheduling.js';
 import { recordChange } from './sql/record-change.js';
 import { applyTransition, transitions, type Author, type Transition } from './transitions.js';
-import type { Commit } from './unit-of-work.js';
+import type { Commit, UnitOfWork } from './unit-of-work.js';
 import * as valid from './validate.js';
 
 export type { PageArgs, TaskFilter } from './queries.js';
 
-export interface CreateTaskInput {
-  name: string;
-  kind?: string | null;
-  params?: unknown;
-  timeoutMinutes?: number | null;
-  /** Its own NO_HEARTBEAT clock; absent: the configured HEARTBEAT_TIMEOUT. */
-  heartbeatTimeoutSeconds?: number | null;
-  /** Its own NO_PROGRESS clock; absent: the configured STALL_TIMEOUT. */
-  stallTimeoutMinutes?: number | null;
-  maxAttempts?: number | null;
-}
+export type { CreateTaskInput };
 
 export interface TaskLease {
   task: Task;
@@ -40,7 +34,15 @@ export interface TaskServiceDeps {
   /** Runs each write and announces it after its commit (see unit-of-work.ts). */
   commit: Commit;
   /** Failures are alerted on in the same transaction as the failure itself. */
-  alerts: Pick<AlertService, 'taskFailed'>;
+  alerts: Pick<AlertService, 'taskFailed' | 'record'>;
+  /** RETRY_BACKOFF: how long a retry waits when its task has no backoff of its own. */
+  retryBackoff: RetryBackoff;
+  /**
+   * The database runs one statement at a time for one process (PGlite): a
+   * claim is then one statement with nothing to race against, and needs no
+   * kind lock or transaction (see sql/claim.ts). False, the safe default: Postgres.
+   */
+  serialDatabase?: boolean;
 }
 
 export type TaskService = ReturnType<typeof createTaskService>;
@@ -51,21 +53,49 @@ export type TaskService = ReturnType<typeof createTaskService>;
  * transitions.ts and sql/record-change.ts); when it loses a race or its guard
  * fails, the caller gets an error saying why, and nothing changed.
  */
-export function createTaskService({ prisma, clock, commit, alerts }: TaskServiceDeps) {
+export function createTaskService({ prisma, clock, commit, alerts, retryBackoff, serialDatabase = false }: TaskServiceDeps) {
   /**
    * Makes a transition on one task, or says why it cannot. A failure and its
    * alerts commit together; any other transition is a single statement.
    */
   function write<P>(transition: Transition<P>, id: string, params: P, author: Author, leaseToken?: string): Promise<Task> {
-    const fails = transition.event === TaskEventType.FAILED;
+    // A failure commits with its alerts; a failure or a cancellation with the cancellation of what depends on it.
+    const ends = transition.event === TaskEventType.FAILED || transition.event === TaskEventType.CANCELLED;
     return commit(
-      async ({ db, changed, alerted }) => {
+      async (uow) => {
+        const { db, changed, alerted } = uow;
         const change = await applyTransition(db, transition, { pick: pickById(id), leaseToken }, params, author, clock.now());
         if (!change) throw await explainRefusal(db, id, transition.verb, leaseToken);
-        if (fails) alerted(await alerts.taskFailed(db, change));
-        return changed(change);
+        if (transition.event === TaskEventType.FAILED) alerted(await alerts.taskFailed(db, change));
+        const row = changed(change);
+        if (endsBadly(change)) await cancelWhatWaits(uow, [change], alerts, clock.now());
+        return row;
       },
-      { transaction: fails },
+      { transaction: ends },
+    );
+  }
+
+  /** A claim or a start: on Postgres in a transaction after the kind locks (see sql/claim.ts); on PGlite as it is. */
+  const underKindLocks = <T>(kinds: string[] | undefined, work: (uow: UnitOfWork) => Promise<T>) =>
+    commit<T>(
+      async (uow) => {
+        if (!serialDatabase) await lockLimitedKinds(uow.db, kinds);
+        return work(uow);
+      },
+      { transaction: !serialDatabase },
+    );
+
+  async function createBatch(inputs: readonly CreateTaskInput[], actor: string, tokenName: string | null, batch: boolean): Promise<Task[]> {
+    const now = clock.now();
+    const prepared = prepareBatch(inputs, { defaults: retryBackoff, now, batch });
+    return commit(
+      async ({ db, changed }) => {
+        const { tasks, created } = await writeBatch(db, prepared, { actor, tokenName });
+        created.forEach(changed);
+        return tasks;
+      },
+      // A batch of 1,000 takes longer than Prisma's default 5 s on a busy machine.
+      { transaction: prepared.multiStatement, timeout: 60_000, maxWait: 10_000 },
     );
   }
 
@@ -88,50 +118,54 @@ export function createTaskService({ prisma, clock, commit, alerts }: TaskService
     ...taskQueries(prisma, clock),
 
     async create(input: CreateTaskInput, actor: string = actors.api, tokenName: string | null = null): Promise<Task> {
-      const task = {
-        name: valid.text(input.name, 'name', valid.limits.name),
-        kind: input.kind == null ? 'backtest' : valid.text(input.kind, 'kind', valid.limits.kind),
-        params: valid.json(input.params ?? {}, 'params', valid.limits.paramsBytes),
-        maxAttempts: input.maxAttempts == null ? 3 : valid.wholeNumber(input.maxAttempts, 'maxAttempts', 1, valid.limits.maxAttempts),
-        timeoutMinutes:
-          input.timeoutMinutes == null ? null : valid.positive(input.timeoutMinutes, 'timeoutMinutes', valid.limits.timeoutMinutes),
-        heartbeatTimeoutSeconds:
-          input.heartbeatTimeoutSeconds == null
-            ? null
-            : valid.between(input.heartbeatTimeoutSeconds, 'heartbeatTimeoutSeconds', valid.limits.heartbeatTimeoutSeconds.min, valid.limits.heartbeatTimeoutSeconds.max),
-        stallTimeoutMinutes:
-          input.stallTimeoutMinutes == null ? null : valid.positive(input.stallTimeoutMinutes, 'stallTimeoutMinutes', valid.limits.timeoutMinutes),
-        createdAt: clock.now(),
-      };
-      return commit(
-        async ({ db, changed }) => changed((await recordChange(db, insertTask(task), { type: TaskEventType.CREATED, actor, tokenName, at: task.createdAt }))!),
-        { transaction: false },
-      );
+      return (await createBatch([input], actor, tokenName, false))[0]!;
     },
+
+    /** Up to 1,000 tasks in one transaction: all or none (see create.ts). */
+    createMany(inputs: readonly CreateTaskInput[], actor: string = actors.api, tokenName: string | null = null): Promise<Task[]> {
+      return createBatch(inputs, actor, tokenName, true);
+    },
+
+    /** The retry backoff of tasks that have none of their own (the monitor's retry uses it too). */
+    retryBackoff,
 
     /** PENDING -> RUNNING for one task, minting a new lease. */
     async start(id: string, workerId: string, tokenName: string | null = null): Promise<TaskLease> {
       valid.taskId(id);
       valid.workerId(workerId);
       const leaseToken = mintLease();
-      const task = await write(transitions.start, id, { workerId, leaseToken }, { actor: workerId, tokenName });
+      const kind = (await prisma.task.findUnique({ where: { id }, select: { kind: true } }))?.kind;
+      const task = await underKindLocks(kind === undefined ? [] : [kind], async ({ db, changed }) => {
+        const now = clock.now();
+        const change = await applyTransition(db, transitions.start, { pick: pickById(id) }, { workerId, leaseToken }, { actor: workerId, tokenName }, now);
+        if (change) return changed(change);
+        // Pending but held back (a delay alone does not hold back a start by id): say by what.
+        const holdback = await holdbackOf(db, id);
+        const why = holdback && describeHoldback({ ...holdback, runAt: null }, kind!, now);
+        const current = await db.task.findUnique({ where: { id }, select: { status: true } });
+        if (why && current?.status === TaskStatus.PENDING) {
+          throw new TaskwardenError('TASK_NOT_READY', `Cannot start task ${id} yet: it waits for ${why}.`, { status: current.status, waitingFor: why });
+        }
+        throw await explainRefusal(db, id, transitions.start.verb);
+      });
       return { task, leaseToken };
     },
 
-    /** Starts the oldest pending task of the given kinds, or returns null when none is pending. */
+    /**
+     * Starts the next claimable task of the given kinds (highest priority, then
+     * earliest due, then id), or returns null when none is claimable.
+     */
     async claim(workerId: string, kinds?: readonly string[] | null, tokenName: string | null = null): Promise<TaskLease | null> {
       valid.workerId(workerId);
       const only = valid.kinds(kinds);
       if (only?.length === 0) return null;
       const leaseToken = mintLease();
-      return commit(
-        async ({ db, changed }) => {
-          const target = { pick: pickOldestPending(only) };
-          const change = await applyTransition(db, transitions.start, target, { workerId, leaseToken }, { actor: workerId, tokenName }, clock.now());
-          return change && { task: changed(change), leaseToken };
-        },
-        { transaction: false },
-      );
+      return underKindLocks(only, async ({ db, changed }) => {
+        const now = clock.now();
+        const target = { pick: pickNextClaimable(only, now) };
+        const change = await applyTransition(db, transitions.start, target, { workerId, leaseToken }, { actor: workerId, tokenName }, now);
+        return change && { task: changed(change), leaseToken };
+      });
     },
 
     /**
@@ -153,11 +187,38 @@ export function createTaskService({ prisma, clock, commit, alerts }: TaskService
       return write(transitions.complete, id, { result }, { tokenName }, leaseToken);
     },
 
-    /** RUNNING -> FAILED, by the worker holding the lease. */
-    async fail(id: string, leaseToken: string, error: string, tokenName: string | null = null): Promise<Task> {
+    /**
+     * RUNNING -> FAILED, by the worker holding the lease. With `retryable`,
+     * while attempts remain, RUNNING -> PENDING instead, due again after its
+     * retry backoff (the history entry's reason says how long).
+     */
+    async fail(id: string, leaseToken: string, error: string, tokenName: string | null = null, options: { retryable?: boolean | null } = {}): Promise<Task> {
       valid.taskId(id);
       valid.text(error, 'error', valid.limits.error, { multiline: true });
+      if (options.retryable) {
+        const current = await prisma.task.findUnique({ where: { id } });
+        if (current && current.leaseToken === leaseToken && current.status === TaskStatus.RUNNING && current.attempt < current.maxAttempts) {
+          const { runAt, note } = retryDelay(current, retryBackoff, clock.now());
+          const reason = `${firstLine(error)}; ${note} (attempt ${current.attempt} of ${current.maxAttempts})`;
+          // Its guard re-checks lease and attempts: if either moved since the read, it fails the task as asked, or refuses.
+          const requeued = await write(transitions.failRetry, id, { error, runAt }, { tokenName, reason }, leaseToken).catch((refusal: unknown) => {
+            if (refusal instanceof TaskwardenError) return null;
+            throw refusal;
+          });
+          if (requeued) return requeued;
+        }
+      }
       return write(transitions.fail, id, { error }, { tokenName, reason: firstLine(error) }, leaseToken);
+    },
+
+    /** The tasks this one waits for. */
+    dependenciesOf(id: string): Promise<Task[]> {
+      return prisma.task.findMany({ where: { dependants: { some: { taskId: id } } }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+    },
+
+    /** The tasks that wait for this one. */
+    dependantsOf(id: string): Promise<Task[]> {
+      return prisma.task.findMany({ where: { dependsOn: { some: { dependsOnId: id } } }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
     },
 
     /**

@@ -3,6 +3,7 @@ import { TaskEventType, TaskStatus, type Db } from './model.js';
 import { recordChange, type EventSpec, type RecordedChange } from './sql/record-change.js';
 import { finishSet, holdsLease, inStatus, requeueSet, startSet } from './sql/task-sets.js';
 import { updateTask } from './sql/update-task.js';
+import { readyToStart } from './sql/claim.js';
 
 /**
  * One way a task's state may change, described once: what must hold (the
@@ -37,11 +38,16 @@ const transition = <P = Record<string, never>>(t: Transition<P>) => t;
 
 /** The lifecycle's transitions, worker's and operator's. The monitor's own are in monitor/resolve-stuck.ts. */
 export const transitions = {
-  /** PENDING -> RUNNING under a new lease (a start, or a claim of the oldest pending). */
+  /**
+   * PENDING -> RUNNING under a new lease (a start, or a claim of the next
+   * claimable). Never a task that waits for a dependency, or whose kind is
+   * paused or at its limit; a start by id may run a delayed task early.
+   */
   start: transition<{ workerId: string; leaseToken: string }>({
     verb: 'start',
     event: TaskEventType.STARTED,
     from: [TaskStatus.PENDING],
+    guard: () => readyToStart,
     set: ({ workerId, leaseToken }, now) => startSet(workerId, leaseToken, now),
   }),
   /** A heartbeat; only a change of progress or message counts as progress and is recorded. */
@@ -71,6 +77,17 @@ export const transitions = {
     event: TaskEventType.FAILED,
     from: 'lease',
     set: ({ error }, now) => finishSet(TaskStatus.FAILED, now, Prisma.sql`, error = ${error}, "lastHeartbeatAt" = ${now}`),
+  }),
+  /**
+   * RUNNING -> PENDING by the lease holder whose attempt failed but may
+   * succeed again (failTask retryable): due again after its backoff.
+   */
+  failRetry: transition<{ error: string; runAt: Date }>({
+    verb: 'fail',
+    event: TaskEventType.REQUEUED,
+    from: 'lease',
+    guard: () => Prisma.sql`t.attempt < t."maxAttempts"`,
+    set: ({ error, runAt }) => Prisma.sql`${requeueSet}, error = ${error}, "runAt" = ${runAt}`,
   }),
   /** RUNNING -> PENDING by the lease holder, for another worker. */
   release: transition({ verb: 'release', event: TaskEventType.REQUEUED, from: 'lease', set: () => requeueSet }),

@@ -2,6 +2,7 @@ import pino from 'pino';
 import { manualClock } from '../../src/clock.js';
 import type { AlertSettings } from '../../src/alerts/settings.js';
 import type { MonitorSettings } from '../../src/monitor/monitor.js';
+import type { SchedulingSettings } from '../../src/tasks/scheduling.js';
 import { createEventBus } from '../../src/events.js';
 import { createServices, defaultAlertSettings } from '../../src/services.js';
 import type { TaskService } from '../../src/tasks/service.js';
@@ -9,7 +10,7 @@ import { TaskStatus, type Task } from '../../src/tasks/model.js';
 import type { TestDatabase } from './databases.js';
 
 /** The services over a test database, with a clock the test moves and no monitor timer. */
-export function taskHarness(database: TestDatabase, alerts: Partial<AlertSettings> = {}, monitor: Partial<MonitorSettings> = {}) {
+export function taskHarness(database: TestDatabase, alerts: Partial<AlertSettings> = {}, monitor: Partial<MonitorSettings> = {}, scheduling?: SchedulingSettings) {
   const clock = manualClock(new Date('2026-03-01T09:30:00Z'));
   const bus = createEventBus();
   const services = createServices({
@@ -19,6 +20,8 @@ export function taskHarness(database: TestDatabase, alerts: Partial<AlertSetting
     monitor: { enabled: false, intervalMs: 60_000, heartbeatTimeoutMs: 3_600_000, stallTimeoutMs: 3_600_000, action: 'cancel', ...monitor },
     log: pino({ level: 'silent' }),
     alerts: { ...defaultAlertSettings(), ...alerts },
+    scheduling,
+    serialDatabase: database.kind === 'pglite',
   });
   return { clock, bus, services, commit: services.commit, tasks: services.tasks, alerts: services.alerts, prisma: database.db.prisma };
 }

@@ -46,6 +46,7 @@ describe('configuration', () => {
         retryBaseMs: 2000,
         pollIntervalMs: 5000,
       },
+      scheduling: { retryBackoff: { initialSeconds: 30, factor: 2, maxSeconds: 1800 }, kindLimits: {} },
       warnings: [],
     });
   });

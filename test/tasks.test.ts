@@ -218,6 +218,7 @@ describeEachDatabase('task lifecycle [%s]', (kind) => {
     h.clock.advance(2 * 3_600_000);
     const sweepDeps = { commit: h.commit, tasks: h.tasks, clock: h.clock, bus: h.bus, alerts: h.alerts };
     await sweep(sweepDeps, { rules: oneTimeout(3_600_000), action: 'retry', actor: 'monitor', trigger: 'manual' });
+    h.clock.advance(60_000); // past its retry backoff (30 s ±10%)
     const fresh = await h.tasks.claim('worker-fresh');
     expect(fresh!.task).toMatchObject({ id: created.id, status: 'RUNNING', attempt: 2 });
     h.clock.advance(60_000);

@@ -8,11 +8,11 @@ export type Role = (typeof roles)[number];
 export const permissions = {
   /** Queries and subscriptions. */
   read: ['viewer', 'worker', 'operator', 'admin'],
-  /** createTask: submitting work is what pipelines (workers) and operators both do. */
+  /** createTask, createTasks: submitting work is what pipelines (workers) and operators both do. */
   submit: ['worker', 'operator', 'admin'],
   /** claim, start, report, complete, fail, release: and only with the lease of the task. */
   work: ['worker', 'admin'],
-  /** stop, force, cleanup, delete, runMonitorSweep. */
+  /** stop, force, cleanup, delete, runMonitorSweep; a kind's limit, pause and resume. */
   operate: ['operator', 'admin'],
   /** Scraping /metrics (a worker token, spread over many machines, does not get it). */
   metrics: ['viewer', 'operator', 'admin'],

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,9 +131,9 @@ describe('taskwarden, the operator CLI', () => {
       taskwarden(['list', '--kind', 'other', '--json']),
     ]);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/│ id\s+│ name\s+│ status\s+│ progress │ run time │ last heartbeat │ stuck\s+│/);
-    expect(table.stdout).toMatch(new RegExp(`│ ${stuck.id} │ SMA cross AAPL 2015-2024\\s+│ RUNNING\\s+│ 42%\\s+│ 1h 01m\\s+│ [\\dms ]+ago\\s+│ NO_HEARTBEAT │`));
-    expect(table.stdout).toMatch(new RegExp(`│ ${pending.id} │ Pairs SPY-QQQ 2018-2022\\s+│ PENDING\\s+│ 0%\\s+│ -\\s+│ -\\s+│\\s+│`));
+    expect(table.stdout).toMatch(/│ id\s+│ name\s+│ status\s+│ priority │ run at │ progress │ run time │ last heartbeat │ stuck\s+│ waiting for │/);
+    expect(table.stdout).toMatch(new RegExp(`│ ${stuck.id} │ SMA cross AAPL 2015-2024\\s+│ RUNNING\\s+│ 0\\s+│ -\\s+│ 42%\\s+│ 1h 01m\\s+│ [\\dms ]+ago\\s+│ NO_HEARTBEAT │\\s+│`));
+    expect(table.stdout).toMatch(new RegExp(`│ ${pending.id} │ Pairs SPY-QQQ 2018-2022\\s+│ PENDING\\s+│ 0\\s+│ -\\s+│ 0%\\s+│ -\\s+│ -\\s+│\\s+│\\s+│`));
     expect(table.stdout).toContain('2 tasks.');
 
     expect(json.code).toBe(0);
@@ -335,7 +335,56 @@ describe('taskwarden, the operator CLI', () => {
       const path = command === program ? '' : command.parent === token ? `token ${command.name()}` : command.name();
       expect(text, command.name()).toMatch(new RegExp(`Examples:\\n  \\$ taskwarden ${path}`));
     }
-    expect(program.commands.map((c) => c.name())).toEqual(['list', 'stuck', 'stop', 'delete', 'force', 'cleanup', 'stats', 'watch', 'fix-stuck', 'token', 'prune']);
+    expect(program.commands.map((c) => c.name())).toEqual([
+      'list', 'stuck', 'stop', 'delete', 'force', 'cleanup', 'stats', 'watch', 'fix-stuck', 'token', 'queues', 'pause', 'resume', 'limit', 'submit', 'prune',
+    ]);
+  });
+
+  it('queues, pause, resume, limit; submit --file creates a batch once, however often it is submitted; list shows priority, runAt and what a task waits for', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tw-submit-'));
+    dirs.push(dir);
+    const file = join(dir, 'sweep.jsonl');
+    writeFileSync(
+      file,
+      [
+        '# a sweep and its report',
+        '{"name": "SMA AAPL 10/50", "kind": "backtest", "params": {"fast": 10}, "idempotencyKey": "s-1"}',
+        '{"name": "SMA AAPL 20/100", "kind": "backtest", "params": {"fast": 20}, "idempotencyKey": "s-2", "runAt": "2099-01-01T00:00:00Z"}',
+        '',
+        '{"name": "sweep report", "kind": "report", "priority": 7, "dependsOnIndex": [0, 1], "idempotencyKey": "s-report"}',
+      ].join('\n'),
+    );
+    const first = await taskwarden(['submit', '--file', file, '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    const created = parse(first).tasks as { id: string; name: string }[];
+    expect(created.map((t) => t.name)).toEqual(['SMA AAPL 10/50', 'SMA AAPL 20/100', 'sweep report']);
+    const again = await taskwarden(['submit', '--file', file]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('Submitted 3 tasks in one batch.');
+    expect((await client.listTasks()).totalCount).toBe(3);
+
+    const list = await taskwarden(['list']);
+    expect(list.stdout).toMatch(/│ sweep report\s+│ PENDING\s+│ 7\s+│ -\s+│.*│ dependency: 2 not completed yet\s+│/);
+    expect(list.stdout).toMatch(/│ SMA AAPL 20\/100\s+│ PENDING\s+│ 0\s+│ 2099-01-01 00:00:00Z │.*│ delay: until 2099-01-01T00:00:00.000Z\s+│/);
+
+    expect((await taskwarden(['limit', 'backtest', '4'])).stdout).toContain('At most 4 "backtest" tasks run at once now (0 running).');
+    expect((await taskwarden(['pause', 'backtest'])).stdout).toContain('Paused "backtest": 0 running go on, 2 pending wait.');
+    const queues = await taskwarden(['queues']);
+    expect(queues.stdout).toMatch(/│ kind\s+│ ready │ delayed │ blocked │ running │ limit │ paused │ oldest ready │/);
+    expect(queues.stdout).toMatch(/│ backtest │ 1\s+│ 1\s+│ 0\s+│ 0\s+│ 4\s+│ paused │ [\dms ]+│/);
+    expect(queues.stdout).toMatch(/│ report\s+│ 0\s+│ 0\s+│ 1\s+│ 0\s+│ -\s+│ -\s+│ -\s+│/);
+    expect(await client.claimTask('w1', ['backtest'])).toBeNull();
+    expect((await taskwarden(['resume', 'backtest'])).stdout).toContain('Resumed "backtest": 1 ready to claim.');
+    expect((await taskwarden(['limit', 'backtest', 'none'])).stdout).toContain('"backtest" has no limit now (0 running).');
+    const json = parse(await taskwarden(['queues', '--json']));
+    expect(json.queues).toContainEqual({ kind: 'backtest', pending: 1, delayed: 1, blocked: 0, running: 0, limit: null, paused: false, oldestReadyAgeSeconds: expect.any(Number) });
+
+    writeFileSync(file, '{"name": "ok"}\nnot json\n');
+    const bad = await taskwarden(['submit', '--file', file]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(':2: not JSON');
+    expect((await taskwarden(['limit', 'backtest', 'lots'])).code).toBe(2);
+    expect((await client.listTasks()).totalCount).toBe(3);
   });
 
   it('fix-stuck through the API: dry run, asks first, stops with --yes, deletes with --delete', async () => {

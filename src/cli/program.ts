@@ -6,6 +6,8 @@ import { fixStuckCommand } from './commands/fix-stuck.js';
 import { forceCommand } from './commands/force.js';
 import { listCommand } from './commands/list.js';
 import { pruneCommand } from './commands/prune.js';
+import { limitCommand, pauseCommand, queuesCommand, resumeCommand } from './commands/queues.js';
+import { submitCommand } from './commands/submit.js';
 import { statsCommand } from './commands/stats.js';
 import { stopCommand } from './commands/stop.js';
 import { stuckCommand } from './commands/stuck.js';
@@ -14,7 +16,24 @@ import { watchCommand } from './commands/watch.js';
 import { examples } from './output.js';
 
 /** Every subcommand; a new one is a file in commands/ and a line here. */
-const commands = [listCommand, stuckCommand, stopCommand, deleteCommand, forceCommand, cleanupCommand, statsCommand, watchCommand, fixStuckCommand, tokenCommand, pruneCommand];
+const commands = [
+  listCommand,
+  stuckCommand,
+  stopCommand,
+  deleteCommand,
+  forceCommand,
+  cleanupCommand,
+  statsCommand,
+  watchCommand,
+  fixStuckCommand,
+  tokenCommand,
+  queuesCommand,
+  pauseCommand,
+  resumeCommand,
+  limitCommand,
+  submitCommand,
+  pruneCommand,
+];
 
 /** The `taskwarden` program. It never exits by itself: errors are thrown for src/cli/main.ts to report. */
 export function createProgram(): Command {

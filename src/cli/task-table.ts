@@ -7,7 +7,10 @@ export type TaskRow = Pick<
   'id' | 'name' | 'status' | 'progress' | 'message' | 'workerId' | 'lastHeartbeatAt' | 'durationSeconds' | 'stuckReason' | 'stuckForSeconds'
 >;
 
-type Column = { head: string; cell: (task: TaskRow, out: Output) => string };
+/** A row from the API, with its scheduling fields (the direct database path has none). */
+type ScheduledRow = TaskRow & Partial<Pick<TaskFieldsFragment, 'priority' | 'runAt' | 'waitingFor'>>;
+
+type Column = { head: string; cell: (task: ScheduledRow, out: Output) => string };
 
 const columns = {
   id: { head: 'id', cell: (t) => printable(t.id) },
@@ -21,16 +24,19 @@ const columns = {
   stuckFor: { head: 'stuck for', cell: (t) => duration(t.stuckForSeconds) },
   worker: { head: 'worker', cell: (t) => (t.workerId == null ? '-' : printable(t.workerId)) },
   message: { head: 'message', cell: (t) => printable(t.message ?? '') },
+  priority: { head: 'priority', cell: (t) => String(t.priority ?? 0) },
+  runAt: { head: 'run at', cell: (t) => (t.runAt ? `${new Date(t.runAt).toISOString().replace('T', ' ').slice(0, 19)}Z` : '-') },
+  waiting: { head: 'waiting for', cell: (t, out) => (t.waitingFor ? out.c.yellow(printable(t.waitingFor)) : '') },
 } satisfies Record<string, Column>;
 
 export type TaskColumn = keyof typeof columns;
 
 /** The columns `list` shows. */
-export const listColumns: TaskColumn[] = ['id', 'name', 'status', 'progress', 'running', 'heartbeat', 'stuck'];
+export const listColumns: TaskColumn[] = ['id', 'name', 'status', 'priority', 'runAt', 'progress', 'running', 'heartbeat', 'stuck', 'waiting'];
 /** The columns of commands about stuck tasks (`stuck`, `cleanup`, `fix-stuck`). */
 export const stuckColumns: TaskColumn[] = ['id', 'name', 'progress', 'reason', 'stuckFor', 'worker', 'message'];
 
-export function taskTable(out: Output, tasks: readonly TaskRow[], which: readonly TaskColumn[]): string {
+export function taskTable(out: Output, tasks: readonly ScheduledRow[], which: readonly TaskColumn[]): string {
   const picked = which.map((key) => columns[key] as Column);
   return out.table(
     picked.map((column) => column.head),

@@ -151,6 +151,12 @@ export function createTaskwardenClient(options: TaskwardenClientOptions) {
     },
 
     createTask: async (input: CreateTaskInput) => (await request(ops.CreateTaskDocument, { input })).createTask,
+    /** Up to 1,000 in one transaction: all or none. */
+    createTasks: async (inputs: CreateTaskInput[]) => (await request(ops.CreateTasksDocument, { inputs })).createTasks,
+    queues: async () => (await request(ops.QueuesDocument)).queues,
+    setKindLimit: async (kind: string, maxRunning: number | null) => (await request(ops.SetKindLimitDocument, { kind, maxRunning })).setKindLimit,
+    pauseKind: async (kind: string) => (await request(ops.PauseKindDocument, { kind })).pauseKind,
+    resumeKind: async (kind: string) => (await request(ops.ResumeKindDocument, { kind })).resumeKind,
     getTask: async (id: string) => (await request(ops.GetTaskDocument, { id })).task,
     listTasks: async (filter: { status?: TaskStatus[]; kind?: string; first?: number; after?: string } = {}) =>
       (await request(ops.ListTasksDocument, filter)).tasks,
@@ -173,7 +179,9 @@ export function createTaskwardenClient(options: TaskwardenClientOptions) {
       (await request(ops.ReportProgressDocument, { id, leaseToken, ...report })).reportProgress,
     completeTask: async (id: string, leaseToken: string, result?: unknown) =>
       (await request(ops.CompleteTaskDocument, { id, leaseToken, result })).completeTask,
-    failTask: async (id: string, leaseToken: string, error: string) => (await request(ops.FailTaskDocument, { id, leaseToken, error })).failTask,
+    /** With `retryable`, requeued with backoff while attempts remain. */
+    failTask: async (id: string, leaseToken: string, error: string, options: { retryable?: boolean } = {}) =>
+      (await request(ops.FailTaskDocument, { id, leaseToken, error, retryable: options.retryable })).failTask,
     releaseTask: async (id: string, leaseToken: string, reason?: string) =>
       (await request(ops.ReleaseTaskDocument, { id, leaseToken, reason })).releaseTask,
 

@@ -30,6 +30,10 @@ export const TaskFields = graphql(`
     stuckReason
     stuckSince
     stuckForSeconds
+    priority
+    runAt
+    idempotencyKey
+    waitingFor
   }
 `);
 
@@ -254,8 +258,8 @@ export const CompleteTaskDocument = graphql(`
 `);
 
 export const FailTaskDocument = graphql(`
-  mutation FailTask($id: ID!, $leaseToken: String!, $error: String!) {
-    failTask(id: $id, leaseToken: $leaseToken, error: $error) {
+  mutation FailTask($id: ID!, $leaseToken: String!, $error: String!, $retryable: Boolean) {
+    failTask(id: $id, leaseToken: $leaseToken, error: $error, retryable: $retryable) {
       ...TaskFields
     }
   }
@@ -340,6 +344,59 @@ export const RevokeApiTokenDocument = graphql(`
   mutation RevokeApiToken($name: String!) {
     revokeApiToken(name: $name) {
       ...ApiTokenFields
+    }
+  }
+`);
+
+export const KindQueueFields = graphql(`
+  fragment KindQueueFields on KindQueue {
+    kind
+    pending
+    delayed
+    blocked
+    running
+    limit
+    paused
+    oldestReadyAgeSeconds
+  }
+`);
+
+export const QueuesDocument = graphql(`
+  query Queues {
+    queues {
+      ...KindQueueFields
+    }
+  }
+`);
+
+export const CreateTasksDocument = graphql(`
+  mutation CreateTasks($inputs: [CreateTaskInput!]!) {
+    createTasks(inputs: $inputs) {
+      ...TaskFields
+    }
+  }
+`);
+
+export const SetKindLimitDocument = graphql(`
+  mutation SetKindLimit($kind: String!, $maxRunning: Int) {
+    setKindLimit(kind: $kind, maxRunning: $maxRunning) {
+      ...KindQueueFields
+    }
+  }
+`);
+
+export const PauseKindDocument = graphql(`
+  mutation PauseKind($kind: String!) {
+    pauseKind(kind: $kind) {
+      ...KindQueueFields
+    }
+  }
+`);
+
+export const ResumeKindDocument = graphql(`
+  mutation ResumeKind($kind: String!) {
+    resumeKind(kind: $kind) {
+      ...KindQueueFields
     }
   }
 `);

@@ -140,6 +140,40 @@ describe.skipIf('missing' in CHROMIUM)('the dashboard, in Chromium', () => {
     expect((await fetch(`${base}/health`)).status).toBe(200);
   });
 
+  it('queues: an operator pauses, resumes and limits a kind; pending rows say what they wait for; the detail links dependencies', async () => {
+    const first = await create('SMA sweep 1', { kind: 'sweep' });
+    const later = await create('SMA sweep later', { kind: 'sweep', runAt: '2099-01-01T00:00:00Z', priority: 3 });
+    const report = await create('Sweep report', { kind: 'report', dependsOn: [first.id, later.id] });
+    await open();
+    const queue = (kind: string) => page.locator(`[data-testid=queue-row][data-kind="${kind}"]`);
+    await queue('sweep').waitFor();
+    expect(await queue('sweep').getByTestId('queue-ready').textContent()).toBe('1');
+    expect(await row(report.id).getByTestId('waiting-for').textContent()).toBe('waiting for dependency: 2 not completed yet');
+    expect(await row(later.id).getByTestId('priority').textContent()).toBe('priority 3');
+    expect(await row(later.id).getByTestId('waiting-for').textContent()).toContain('waiting for delay: until 2099-01-01');
+
+    await queue('sweep').getByTestId('pause').click();
+    await page.locator('[data-testid=queue-row][data-kind="sweep"][data-paused=true]').waitFor();
+    expect((await server.ok(`mutation { claimTask(workerId: "w1", kinds: ["sweep"]) { leaseToken } }`)).claimTask).toBeNull();
+    await eventually(() => row(first.id).getByTestId('waiting-for').textContent()).toBe('waiting for pause: kind "sweep" is paused');
+    await queue('sweep').getByTestId('limit-input').fill('2');
+    await queue('sweep').getByTestId('limit-save').click();
+    await eventually(async () => (await server.ok(`{ queues { kind limit } }`)).queues).toContainEqual({ kind: 'sweep', limit: 2 });
+    await shot('queues');
+    await queue('sweep').getByTestId('resume').click();
+    await page.locator('[data-testid=queue-row][data-kind="sweep"][data-paused=false]').waitFor();
+    expect((await server.ok(`mutation { claimTask(workerId: "w1", kinds: ["sweep"]) { task { id } } }`)).claimTask.task.id).toBe(first.id);
+
+    await row(report.id).getByTestId('task-link').click();
+    const detail = page.getByTestId('task-detail');
+    await detail.getByTestId('depends-on').waitFor();
+    expect(await detail.getByTestId('depends-on').getByTestId('dependency-link').allTextContents()).toEqual(['SMA sweep 1', 'SMA sweep later']);
+    await detail.getByTestId('depends-on').getByText('SMA sweep 1').click();
+    await detail.getByTestId('dependants').waitFor();
+    expect(await detail.getByTestId('dependants').getByTestId('dependency-link').allTextContents()).toEqual(['Sweep report']);
+    await shot('dependencies');
+  });
+
   it('shows a task created through the API, without a reload', async () => {
     await open();
     const { id } = await create('SMA cross AAPL 2015-2019');

@@ -66,6 +66,16 @@ export const GetTaskDocument = graphql(`
   query GetTask($id: ID!, $events: Int! = 500) {
     task(id: $id) {
       ...TaskFields
+      dependsOn {
+        id
+        name
+        status
+      }
+      dependants {
+        id
+        name
+        status
+      }
       events(first: $events) {
         ...TaskEventFields
       }

@@ -5,6 +5,7 @@ import { AlertList, Toasts } from './components/Alerts.js';
 import { ActionDialog, type Action } from './components/dialogs.js';
 import { Header } from './components/Header.js';
 import { Overview } from './components/Overview.js';
+import { Queues } from './components/Queues.js';
 import { TaskDetail } from './components/TaskDetail.js';
 import { TaskTable } from './components/TaskTable.js';
 
@@ -23,6 +24,7 @@ export function App({ board }: { board: Board }) {
           </p>
         )}
         <Overview overview={state.overview} now={now} />
+        <Queues overview={state.overview} board={board} />
         <div class="lower">
           <TaskTable state={state} board={board} now={now} act={setAction} />
           <AlertList alerts={state.alerts} board={board} />

@@ -5,6 +5,7 @@ import type {
   BoardTaskFieldsFragment,
   BoardTasksQueryVariables,
   BoardUpdatesSubscription,
+  KindQueueFieldsFragment,
   TaskStatus,
 } from '../../src/generated/graphql/graphql.js';
 import * as format from './format.js';
@@ -42,6 +43,10 @@ export interface Overview {
   outcomes: BoardOverviewQuery['taskOutcomes'];
   running: BoardTask[];
   runningTotal: number;
+  /** Each kind's queue: limits and pause are the operator's. */
+  queues: KindQueueFieldsFragment[];
+  /** Whether this viewer may pause, resume and limit kinds (the server decides; this only hides what it would refuse). */
+  canOperate: boolean;
 }
 
 export interface Toast {
@@ -128,7 +133,15 @@ export function createBoard(client: TaskwardenClient) {
       const data = await client.request(BoardOverviewDocument, { running: RUNNING_SHOWN });
       const running = data.running.edges.flatMap((edge) => fresher(edge.node, fetchedAfter) ?? []);
       set({
-        overview: { stats: data.taskStats, monitor: data.monitor, outcomes: data.taskOutcomes, running, runningTotal: data.running.totalCount },
+        overview: {
+          stats: data.taskStats,
+          monitor: data.monitor,
+          outcomes: data.taskOutcomes,
+          running,
+          runningTotal: data.running.totalCount,
+          queues: data.queues,
+          canOperate: data.viewer.role === 'OPERATOR' || data.viewer.role === 'ADMIN',
+        },
         overviewError: undefined,
       });
     } catch (error) {
@@ -348,6 +361,14 @@ export function createBoard(client: TaskwardenClient) {
     },
     showDeleted(id: string) {
       applyTask(id, null);
+      scheduleRefresh();
+    },
+    /** A kind's queue as an operator's change left it; the rest follows at the next refresh. */
+    showQueue(queue: KindQueueFieldsFragment) {
+      if (state.overview) {
+        const others = state.overview.queues.filter((q) => q.kind !== queue.kind);
+        set({ overview: { ...state.overview, queues: [...others, queue].sort((a, b) => (a.kind < b.kind ? -1 : 1)) } });
+      }
       scheduleRefresh();
     },
     clearAlerts() {

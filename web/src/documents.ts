@@ -23,6 +23,9 @@ export const BoardTaskFields = graphql(`
     stuckReason
     stuckSince
     stuckForSeconds
+    priority
+    runAt
+    waitingFor
   }
 `);
 
@@ -47,6 +50,12 @@ export const BoardTasksDocument = graphql(`
 
 export const BoardOverviewDocument = graphql(`
   query BoardOverview($running: Int!) {
+    queues {
+      ...KindQueueFields
+    }
+    viewer {
+      role
+    }
     taskStats {
       total
       pending

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { GetTaskQuery, TaskEventFieldsFragment } from '../../../src/generated/graphql/graphql.js';
 import { messageOf, type Board, type BoardTask } from '../board.js';
+import { taskHref } from '../hooks.js';
 import * as format from '../format.js';
 import { ProgressBar, StatusBadge, StuckMarker } from './bits.js';
 import type { Action } from './dialogs.js';
@@ -79,6 +80,9 @@ function Body({ task, events, deleted, now, act }: { task: FullTask; events: Tas
     ['Last heartbeat', format.time(task.lastHeartbeatAt)],
     ['Last progress', format.time(task.lastProgressAt)],
     ['Time limit', task.timeoutMinutes == null ? '—' : format.duration(task.timeoutMinutes * 60)],
+    ['Priority', String(task.priority)],
+    ['Run at', task.runAt ? format.time(task.runAt) : '—'],
+    ...(task.waitingFor ? ([['Waiting for', task.waitingFor]] as [string, string][]) : []),
   ];
   return (
     <>
@@ -104,6 +108,12 @@ function Body({ task, events, deleted, now, act }: { task: FullTask; events: Tas
           </div>
         ))}
       </dl>
+      {(task.dependsOn.length > 0 || task.dependants.length > 0) && (
+        <div class="dependencies">
+          <TaskLinks title="Depends on" tasks={task.dependsOn} testid="depends-on" />
+          <TaskLinks title="Dependants" tasks={task.dependants} testid="dependants" />
+        </div>
+      )}
       <h3>Params</h3>
       <pre data-testid="params">{format.json(task.params)}</pre>
       {task.error != null && (
@@ -136,6 +146,26 @@ function Body({ task, events, deleted, now, act }: { task: FullTask; events: Tas
           </li>
         ))}
       </ol>
+    </>
+  );
+}
+
+/** The tasks this one waits for, or that wait for it, each a link to its own detail. */
+function TaskLinks({ title, tasks, testid }: { title: string; tasks: FullTask['dependsOn']; testid: string }) {
+  if (tasks.length === 0) return null;
+  return (
+    <>
+      <h3>{title}</h3>
+      <ul class="task-links" data-testid={testid}>
+        {tasks.map((t) => (
+          <li key={t.id}>
+            <a href={taskHref(t.id)} data-testid="dependency-link">
+              {t.name}
+            </a>{' '}
+            <StatusBadge status={t.status} />
+          </li>
+        ))}
+      </ul>
     </>
   );
 }

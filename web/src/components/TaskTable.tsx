@@ -187,7 +187,10 @@ function Row({ task, caught, now, selected, onToggle, act }: RowProps) {
         {runFor !== undefined ? (
           <span title={`started ${format.time(task.startedAt)}`}>{format.duration(runFor)}</span>
         ) : task.status === 'PENDING' ? (
-          <span title={`created ${format.time(task.createdAt)}`}>since {format.time(task.createdAt, { seconds: false })}</span>
+          <>
+            <span title={`created ${format.time(task.createdAt)}`}>since {format.time(task.createdAt, { seconds: false })}</span>
+            <Scheduling task={task} />
+          </>
         ) : (
           <span title={`ended ${format.time(task.completedAt)}`}>ended {format.time(task.completedAt, { seconds: false })}</span>
         )}
@@ -226,4 +229,27 @@ export function TaskActions({ task, act, compact = false }: { task: BoardTask; a
 const SEARCH_COUNT_CAP = 1000;
 function totalText(total: number, searching: boolean): string {
   return searching && total >= SEARCH_COUNT_CAP ? `${SEARCH_COUNT_CAP.toLocaleString('en-US')}+` : String(total);
+}
+
+/** A pending task's place in line: its priority, when it may run, and what holds it back now. */
+function Scheduling({ task }: { task: BoardTask }) {
+  return (
+    <span class="scheduling">
+      {task.priority !== 0 && (
+        <span class="priority" data-testid="priority" title="Higher is claimed first">
+          priority {task.priority}
+        </span>
+      )}
+      {task.runAt && (
+        <span class="run-at" data-testid="run-at" title={task.runAt}>
+          runs at {format.time(task.runAt, { seconds: false })}
+        </span>
+      )}
+      {task.waitingFor && (
+        <span class="waiting" data-testid="waiting-for">
+          waiting for {task.waitingFor}
+        </span>
+      )}
+    </span>
+  );
 }

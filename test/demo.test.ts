@@ -17,7 +17,11 @@ describe('npm run demo', () => {
     expect(stdout).toMatch(/REFUSED\s+the zombie's late write .*LEASE_MISMATCH/);
     expect(stdout).toMatch(/STUCK\s+.*NO_PROGRESS/);
     expect(stdout).toMatch(/STUCK\s+.*NO_HEARTBEAT/);
-    // One row per task in the final table, each matching what was injected.
-    expect(stdout.match(/│ yes │/g)).toHaveLength(8);
+    // A priority-10 run submitted mid-sweep is claimed before every backtest already waiting; a chain runs step by step.
+    expect(stdout).toMatch(/PRIORITY\s+Research: SMA 5\/20 AAPL \(priority 10\) submitted while \d+ backtests wait/);
+    expect(stdout).toMatch(/│ Research: SMA 5\/20 AAPL \(priority 10\) │ priority 10 │ COMPLETED \(first of \d+ waiting\)\s+│ COMPLETED │ .* │ yes │/);
+    expect(stdout).toMatch(/│ Walk-forward SPY: report\s+│ chain 3\/3\s+│ COMPLETED \(after its step\)\s+│ COMPLETED │ .* │ yes │/);
+    // One row per task in the final table (8 backtests, 3 chain steps, the priority run), each matching what was injected.
+    expect(stdout.match(/│ yes │/g)).toHaveLength(12);
   });
 });

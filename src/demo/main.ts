@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import { createTaskwardenClient } from '../client/client.js';
 import { loadConfig } from '../config.js';
 import { startTaskwarden, type Taskwarden } from '../server/taskwarden.js';
-import { expectations, makeBatch, type DemoTask, type Scenario } from './scenarios.js';
+import { expectations, makeBatch, makeChain, makeUrgent, type DemoTask, type Scenario } from './scenarios.js';
 
 const program = new Command('demo')
   .description('Submits fake backtests, injects failures, and shows Taskwarden catching every stuck one.')
@@ -42,6 +42,12 @@ interface Tracked extends DemoTask {
   message: string;
   bar?: SingleBar;
   detected?: string;
+  /** What the verdict table shows as injected, when it is not the scenario (a chain step, the priority jump). */
+  role?: string;
+  /** The chain step before it: this one must start only after that one COMPLETED. */
+  after?: string;
+  /** The priority run: it must start before each of these, which were waiting when it was submitted. */
+  ahead?: string[];
 }
 
 async function main(): Promise<number> {
@@ -74,12 +80,38 @@ async function main(): Promise<number> {
   }
 
   const batch = makeBatch(opts.tasks);
+  const chain = makeChain();
   const tasks = new Map<string, Tracked>();
-  for (const item of batch) {
-    const created = await client.createTask({ name: item.name, kind: kindFor(item.scenario), params: item.params });
-    tasks.set(created.id, { ...item, id: created.id, status: created.status, progress: 0, message: 'waiting' });
-  }
-  console.log(`Submitted ${batch.length} backtests: ${summarize(batch)}.\n`);
+  // One createTasks call: the backtests and a walk-forward chain whose steps wait for each other (dependsOnIndex).
+  const created = await client.createTasks([
+    ...batch.map((item) => ({ name: item.name, kind: kindFor(item.scenario), params: item.params })),
+    ...chain.map((item, i) => ({ name: item.name, kind: 'backtest', params: item.params, dependsOnIndex: i === 0 ? [] : [batch.length + i - 1] })),
+  ]);
+  [...batch, ...chain].forEach((item, i) => {
+    const isChain = i >= batch.length;
+    const step = i - batch.length;
+    tasks.set(created[i]!.id, {
+      ...item,
+      id: created[i]!.id,
+      status: created[i]!.status,
+      progress: 0,
+      message: 'waiting',
+      ...(isChain && { role: `chain ${step + 1}/${chain.length}`, after: step > 0 ? created[i - 1]!.id : undefined }),
+    });
+  });
+  console.log(`Submitted ${batch.length} backtests in one batch: ${summarize(batch)}; and a chain of ${chain.length} (${chain.map((c) => c.name.split(': ')[1]).join(' -> ')}), each step waiting for the one before.\n`);
+
+  // Once the sweep runs, a short research run arrives with priority 10: it goes before everything waiting.
+  let jumped = false;
+  const jumpTheQueue = async () => {
+    if (jumped) return;
+    jumped = true;
+    const waiting = (await client.listTasks({ status: ['PENDING'], first: 100 })).edges.map((e) => e.node).filter((t) => t.waitingFor === null && t.kind === 'backtest');
+    const urgent = makeUrgent();
+    const task = await client.createTask({ name: urgent.name, kind: 'backtest', params: urgent.params, priority: 10 });
+    tasks.set(task.id, { ...urgent, id: task.id, status: task.status, progress: 0, message: 'waiting', role: 'priority 10', ahead: waiting.map((t) => t.id) });
+    say(`${pc.dim(time())} ${pc.blue('PRIORITY')}  ${urgent.name} submitted while ${waiting.length} backtests wait: it is claimed first`);
+  };
 
   const bars = plain ? undefined : new MultiBar({ format: '{status} {bar} {percentage}% | {name} {message}', hideCursor: true, clearOnComplete: false, barsize: 24 }, Presets.shades_grey);
   const say = (line: string) => (bars ? bars.log(`${line}\n`) : console.log(line));
@@ -100,6 +132,7 @@ async function main(): Promise<number> {
         task.progress = event.progress ?? task.progress;
         task.message = event.message ?? task.message;
         redraw(task);
+        if (event.type === 'STARTED') void jumpTheQueue();
         if (plain && event.type !== 'PROGRESS') say(`${pc.dim(time())} ${event.type.padEnd(9)} ${task.name} ${pc.dim(`by ${event.actor}${event.reason ? `: ${event.reason}` : ''}`)}`);
       },
     },
@@ -183,6 +216,21 @@ async function main(): Promise<number> {
   );
 
   // The verdict: what each task became, against what the simulator injected.
+  const startedAt = async (id: string) => (await client.getTask(id))?.events.find((e) => e.type === 'STARTED')?.at;
+  const completedAt = async (id: string) => (await client.getTask(id))?.events.find((e) => e.type === 'COMPLETED')?.at;
+  /** A chain step started only after the step before it completed; the priority run started before every task that was waiting. */
+  const scheduledAsAsked = async (task: Tracked) => {
+    const started = await startedAt(task.id);
+    if (task.after) {
+      const before = await completedAt(task.after);
+      return started !== undefined && before !== undefined && started >= before;
+    }
+    if (task.ahead) {
+      const others = await Promise.all(task.ahead.map(startedAt));
+      return started !== undefined && others.every((at) => at === undefined || at >= started);
+    }
+    return true;
+  };
   const table = new Table({
     head: ['backtest', 'injected', 'expected', 'outcome', 'ended by', 'ok'],
     style: pc.isColorSupported ? { head: ['bold'] } : { head: [], border: [] },
@@ -196,9 +244,11 @@ async function main(): Promise<number> {
     const ok =
       full?.status === expected.status &&
       (expected.by === 'worker' ? last?.actor !== 'monitor' && last?.actor !== 'operator' : last?.reason === expected.by) &&
-      (task.scenario !== 'zombie' || (zombieRefused && full.result === null));
+      (task.scenario !== 'zombie' || (zombieRefused && full.result === null)) &&
+      (await scheduledAsAsked(task));
     if (!ok) failures++;
-    table.push([task.name, task.scenario, `${expected.status} (${expected.by === 'worker' ? 'by its worker' : expected.by})`, full?.status ?? 'missing', endedBy, ok ? pc.green('yes') : pc.red('NO')]);
+    const expectedText = task.after ? 'COMPLETED (after its step)' : task.ahead ? `COMPLETED (first of ${task.ahead.length} waiting)` : `${expected.status} (${expected.by === 'worker' ? 'by its worker' : expected.by})`;
+    table.push([task.name, task.role ?? task.scenario, expectedText, full?.status ?? 'missing', endedBy, ok ? pc.green('yes') : pc.red('NO')]);
   }
   console.log(`\n${table.toString()}`);
   if (!zombieRefused) {

@@ -49,3 +49,24 @@ export function makeBatch(size: number): DemoTask[] {
     };
   });
 }
+
+/**
+ * A walk-forward study as a dependency chain: each step may start only once
+ * the one before it COMPLETED (Taskwarden holds it back until then).
+ */
+export function makeChain(): DemoTask[] {
+  return ['in-sample fit', 'out-of-sample test', 'report'].map((step, i) => ({
+    name: `Walk-forward SPY: ${step}`,
+    scenario: 'ok' as const,
+    params: { strategy: 'Walk-forward', symbol: 'SPY', from: '2010-01-01', to: '2024-12-31', scenario: 'ok' as const, seconds: 3 + i },
+  }));
+}
+
+/** A short research run submitted mid-sweep with a high priority: it must be claimed before every task already waiting. */
+export function makeUrgent(): DemoTask {
+  return {
+    name: 'Research: SMA 5/20 AAPL (priority 10)',
+    scenario: 'ok',
+    params: { strategy: 'SMA cross', symbol: 'AAPL', from: '2023-01-01', to: '2024-12-31', scenario: 'ok', seconds: 3 },
+  };
+}

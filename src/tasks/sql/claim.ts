@@ -52,7 +52,8 @@ const KIND_LOCK = 0x7a5c_4b1d;
  * sees every claim that went before. A single statement could not: its snapshot
  * is taken before it waits, so two claimers would both count N-1 running. Locks
  * are taken in kind order, so two claimers never wait on each other in a circle.
- * Unlimited kinds take no lock.
+ * Unlimited kinds take no lock. PGlite needs none: it runs one statement at a
+ * time, so the claim's one statement sees every claim before it.
  */
 export async function lockLimitedKinds(db: Db, kinds: string[] | undefined): Promise<void> {
   await db.$queryRaw`

@@ -429,7 +429,7 @@ describe('taskwarden, the operator CLI', () => {
     const down = await downUrl();
     const env = { DATA_DIR: dataDir };
     const holder = await spawnServer({ DATA_DIR: dataDir, MONITOR_ENABLED: 'false' });
-    let id = '';
+    let id!: string;
     try {
       // A task whose worker goes quiet: stuck under fix-stuck's --timeout 1s a second later.
       const api = createTaskwardenClient({ url: holder.url });

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { acquireDataDir } from '../src/db/data-dir.js';
 import { PGlite } from '@electric-sql/pglite';
 import { pgliteExtensions } from '../src/db/pglite-extensions.js';
-import { migrate, migrationsDir, readMigrations, type SqlSession } from '../src/db/migrate.js';
+import { migrate, readMigrations, type SqlSession } from '../src/db/migrate.js';
 import { openDatabase, pgliteSession, pgSession } from '../src/db/open.js';
 import { describeEachDatabase, openTestDatabase } from './support/databases.js';
 

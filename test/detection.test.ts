@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { StuckAlert } from '../src/events.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { spawnServer } from './support/process.js';

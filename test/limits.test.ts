@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { raw } from './support/http.js';
 import { openTestDatabase, type TestDatabase } from './support/databases.js';
 import { until } from './support/receiver.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { startTestServer } from './support/server.js';
 
 const json = { 'content-type': 'application/json' };
 

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { can, roles, type Permission, type Role } from '../src/auth/roles.js';
 import { schema } from '../src/graphql/index.js';
 import { TaskStatus } from '../src/tasks/model.js';

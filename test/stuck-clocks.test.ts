@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { MonitorSettings } from '../src/monitor/monitor.js';
 import { openDatabase } from '../src/db/open.js';
 import { createMonitor } from '../src/monitor/monitor.js';

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { sweep } from '../src/monitor/sweep.js';
 import { TaskStatus } from '../src/tasks/model.js';
 import { oneTimeout } from '../src/tasks/stuck.js';

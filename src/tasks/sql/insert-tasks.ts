@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { Prisma } from '../../generated/prisma/client.js';
 import { TaskEventType, type Db, type Task, type TaskEvent } from '../model.js';
 import type { RecordedChange } from './record-change.js';
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // What `npm install` runs after installing: `generate` (the Prisma client and the typed GraphQL documents,
-// both git-ignored under src/generated) and `sdk` (compiles taskwarden/worker and taskwarden/client to dist/).
+// git-ignored under src/generated and web/src/generated) and `sdk` (compiles taskwarden/worker and taskwarden/client to dist/).
 // A production install (`npm install --omit=dev`) runs what `npm run build` left in dist/ and has no GraphQL
 // Code Generator, so both steps are skipped there with a line saying so. (Prisma's CLI and TypeScript are
 // installed there anyway, as peers of @prisma/client, so their presence says nothing.)

@@ -12,7 +12,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'web/dist');
 const stamp = join(dist, '.sources');
 // What the build reads: the page's own sources, the SDK client and typed operations it imports, the locked dependencies.
-const inputs = ['web', 'src/client', 'src/generated/graphql', 'package-lock.json'];
+const inputs = ['web', 'src/client', 'src/generated/graphql', 'package-lock.json']; // web/ holds its own generated operations
 
 function* files(path) {
   if (path === dist) return;

@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander';
-import { TaskwardenClientError } from '../client/client.js';
+import { TaskwardenClientError } from '../client/index.js';
 import { TaskwardenError } from '../errors.js';
 
 /** The exit codes every command keeps to (documented in docs/cli.md). */

@@ -2,7 +2,7 @@ import Table from 'cli-table3';
 import type { Command } from 'commander';
 import pc from 'picocolors';
 import type { Colors } from 'picocolors/types.js';
-import { createTaskwardenClient, type TaskwardenClient } from '../client/client.js';
+import { createTaskwardenClient, type TaskwardenClient } from '../client/index.js';
 import type { TaskStatus } from '../client/index.js';
 
 /** The options every command takes (defined once on the program). */

@@ -1,4 +1,4 @@
-import type { TaskwardenClient } from '../client/client.js';
+import type { TaskwardenClient } from '../client/index.js';
 import type { TaskFieldsFragment, TaskStatus } from '../client/index.js';
 import type { TaskRow } from './task-table.js';
 

@@ -1,7 +1,7 @@
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws/client'; // the client alone: the root entry loads graphql for its server
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
-import type { TypedDocumentString } from '../generated/graphql/graphql.js';
 import type { CreateTaskInput, StuckAction, TaskStatus, TokenRole } from '../generated/graphql/graphql.js';
+import { followTaskUpdates, type FollowFilter, type FollowHandlers } from './follow.js';
 import * as ops from './operations.js';
 
 export interface TaskwardenClientOptions {
@@ -45,6 +45,9 @@ export interface Sink<T> {
   complete?(): void;
 }
 
+/** A typed document as GraphQL Code Generator writes it in string mode: any project's own documents too. */
+export type TypedDocument<R = any, V = any> = DocumentTypeDecoration<R, V> & { toString(): string };
+
 type Data<D> = D extends DocumentTypeDecoration<infer R, any> ? R : never;
 type Vars<D> = D extends DocumentTypeDecoration<any, infer V> ? V : never;
 
@@ -61,7 +64,7 @@ export function createTaskwardenClient(options: TaskwardenClientOptions) {
   let ws: WsClient | undefined;
   const connectionListeners = new Set<(state: 'connected' | 'closed') => void>();
 
-  async function request<D extends TypedDocumentString<any, any>>(document: D, ...rest: Vars<D> extends Record<string, never> ? [Vars<D>?] : [Vars<D>]): Promise<Data<D>> {
+  async function request<D extends TypedDocument>(document: D, ...rest: Vars<D> extends Record<string, never> ? [Vars<D>?] : [Vars<D>]): Promise<Data<D>> {
     const variables = rest[0];
     let response: Response;
     try {
@@ -121,7 +124,7 @@ export function createTaskwardenClient(options: TaskwardenClientOptions) {
   }
 
   /** Subscribes; returns the function that unsubscribes. */
-  function subscribe<D extends TypedDocumentString<any, any>>(document: D, variables: Vars<D>, sink: Sink<Data<D>>): () => void {
+  function subscribe<D extends TypedDocument>(document: D, variables: Vars<D>, sink: Sink<Data<D>>): () => void {
     return socket().subscribe<Data<D>>(
       { query: document.toString(), variables: variables as Record<string, unknown> },
       {
@@ -140,7 +143,7 @@ export function createTaskwardenClient(options: TaskwardenClientOptions) {
     );
   }
 
-  return {
+  const client = {
     url: options.url,
     request,
     subscribe,
@@ -191,6 +194,25 @@ export function createTaskwardenClient(options: TaskwardenClientOptions) {
 
     onTaskUpdated: (filter: { id?: string; kinds?: string[]; afterEventId?: string }, sink: Sink<Data<typeof ops.TaskUpdatedDocument>['taskUpdated']>) =>
       subscribe(ops.TaskUpdatedDocument, filter, { ...sink, next: (data) => sink.next(data.taskUpdated) }),
+    /**
+     * `taskUpdated` that survives reconnects and overflows: it resumes after the last entry it
+     * delivered, so each entry arrives once and none is missed. Returns the function that stops it.
+     */
+    followTaskUpdates<D extends TypedDocument<{ taskUpdated: { id: string } }, any> = typeof ops.TaskUpdatedDocument>(
+      filter: FollowFilter,
+      handlers: FollowHandlers<Data<D>['taskUpdated']>,
+      /** A `taskUpdated` document of the caller's own (other fields); the SDK's by default. */
+      document: D = ops.TaskUpdatedDocument as unknown as D,
+    ) {
+      return followTaskUpdates<Data<D>['taskUpdated']>(
+        {
+          taskUpdated: (variables, sink) => subscribe(document, variables as Vars<D>, { ...sink, next: (data) => sink.next(data.taskUpdated) }),
+          onConnection: client.onConnection,
+        },
+        filter,
+        handlers,
+      );
+    },
     onTaskProgress: (id: string, sink: Sink<Data<typeof ops.TaskProgressDocument>['taskProgress']>) =>
       subscribe(ops.TaskProgressDocument, { id }, { ...sink, next: (data) => sink.next(data.taskProgress) }),
     onStuckTask: (sink: Sink<Data<typeof ops.StuckTaskDetectedDocument>['stuckTaskDetected']>) =>
@@ -204,6 +226,7 @@ export function createTaskwardenClient(options: TaskwardenClientOptions) {
       await Promise.resolve(closing?.dispose()).catch(() => {});
     },
   };
+  return client;
 }
 
 function describe(error: unknown): string {

@@ -1,2 +1,3 @@
-export { createTaskwardenClient, TaskwardenClientError, type TaskwardenClient, type TaskwardenClientOptions, type Sink } from './client.js';
+export { createTaskwardenClient, TaskwardenClientError, type TaskwardenClient, type TaskwardenClientOptions, type Sink, type TypedDocument } from './client.js';
+export type { FollowFilter, FollowHandlers } from './follow.js';
 export type * from '../generated/graphql/graphql.js';

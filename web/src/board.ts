@@ -1,13 +1,11 @@
-import { createTaskwardenClient, TaskwardenClientError, type TaskwardenClient } from '../../src/client/client.js';
+import { createTaskwardenClient, TaskwardenClientError, type KindQueueFieldsFragment, type TaskStatus, type TaskwardenClient } from 'taskwarden/client';
 import type {
   BoardAlertsSubscription,
   BoardOverviewQuery,
   BoardTaskFieldsFragment,
   BoardTasksQueryVariables,
   BoardUpdatesSubscription,
-  KindQueueFieldsFragment,
-  TaskStatus,
-} from '../../src/generated/graphql/graphql.js';
+} from './generated/graphql/graphql.js';
 import * as format from './format.js';
 import { BoardAlertsDocument, BoardOverviewDocument, BoardTasksDocument, BoardUpdatesDocument } from './documents.js';
 
@@ -271,7 +269,7 @@ export function createBoard(client: TaskwardenClient) {
     if (state.toasts.some((t) => t.id === id)) set({ toasts: state.toasts.filter((t) => t.id !== id) });
   }
 
-  /** A subscription that ends or fails (server restart, overflow) is opened again, resuming from the last event seen. */
+  /** A subscription that ends or fails for good (a refused token, say) is opened again a little later, resuming from the last event seen. */
   function reopenWhenEnded(forget: () => void) {
     const ended = () => {
       forget();
@@ -282,10 +280,11 @@ export function createBoard(client: TaskwardenClient) {
   }
 
   function subscribe() {
-    stopUpdates ??= client.subscribe(
-      BoardUpdatesDocument,
+    // Followed: after a reconnect or an overflow it resumes after the last event by itself.
+    stopUpdates ??= client.followTaskUpdates(
       { afterEventId: lastEventId },
-      { next: (data) => onEvent(data.taskUpdated), ...reopenWhenEnded(() => (stopUpdates = undefined)) },
+      { next: onEvent, error: reopenWhenEnded(() => (stopUpdates = undefined)).error },
+      BoardUpdatesDocument,
     );
     stopAlerts ??= client.subscribe(
       BoardAlertsDocument,
@@ -297,10 +296,6 @@ export function createBoard(client: TaskwardenClient) {
   function onConnection(change: 'connected' | 'closed') {
     if (change === 'closed') {
       if (state.connection !== 'connecting') set({ connection: 'reconnecting' });
-      // The alerts subscription keeps the client reconnecting; updates resume from the last event once it is back.
-      const stop = stopUpdates;
-      stopUpdates = undefined;
-      stop?.();
       return;
     }
     set({ connection: 'syncing' });

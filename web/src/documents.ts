@@ -1,4 +1,4 @@
-import { graphql } from '../../src/generated/graphql/gql.js';
+import { graphql } from './generated/graphql/gql.js';
 
 // The dashboard's own operations: lighter task fields than the SDK's (no
 // params or result, which may be large) for rows that update many times a

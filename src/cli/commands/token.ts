@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { roles, type Role } from '../../auth/roles.js';
-import { TaskwardenClientError, type TaskwardenClient } from '../../client/client.js';
+import { TaskwardenClientError, type TaskwardenClient } from '../../client/index.js';
 import type { TokenRole } from '../../client/index.js';
 import { ago, examples, printable, withClient, type Output } from '../output.js';
 

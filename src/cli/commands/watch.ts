@@ -1,7 +1,6 @@
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { Command } from 'commander';
-import type { TaskwardenClient } from '../../client/client.js';
-import type { StuckTaskDetectedSubscription, TaskFieldsFragment, TaskStatus, TaskUpdatedSubscription } from '../../client/index.js';
+import type { StuckTaskDetectedSubscription, TaskwardenClient, TaskFieldsFragment, TaskStatus, TaskUpdatedSubscription } from '../../client/index.js';
 import { CliError } from '../errors.js';
 import { clockTime, duration, examples, label, printable, status, statusColor, withClient, type Output } from '../output.js';
 
@@ -32,7 +31,7 @@ export const watchCommand = () =>
       withClient<{ taskId?: string }>(async ({ client, out, options: global }, options) => {
         const view = out.json ? ndjsonView(out) : textView(out, global.url, process.stdout.isTTY ? progressBars(out) : undefined);
         // The snapshot comes first: a server that is down is reported at once (exit code 3).
-        let lastEventId: string | undefined;
+        let lastEventId: string | undefined; // where the stream starts: after the snapshot of --task-id
         let snapshot: TaskFieldsFragment[];
         if (options.taskId) {
           const { events, ...task } = await requireTask(client, options.taskId);
@@ -54,39 +53,27 @@ export const watchCommand = () =>
 
         // Updates resume after the last event seen (after a reconnect, or when the server
         // ended the stream because this terminal fell behind), so nothing is missed.
-        const subscribeUpdates = (afterEventId?: string) =>
-          client.onTaskUpdated(
-            { id: options.taskId, afterEventId },
-            {
-              next: (event) => {
-                lastEventId = event.id;
-                view.event(event);
-                if (options.taskId && (terminal(event.toStatus) || event.type === 'DELETED')) finish();
-              },
-              error: (error) => {
-                if (error.code !== 'SUBSCRIPTION_OVERFLOW') return fail(error);
-                unsubscribeUpdates();
-                unsubscribeUpdates = subscribeUpdates(lastEventId);
-              },
+        const stopUpdates = client.followTaskUpdates(
+          { id: options.taskId, afterEventId: lastEventId },
+          {
+            next: (event) => {
+              view.event(event);
+              if (options.taskId && (terminal(event.toStatus) || event.type === 'DELETED')) finish();
             },
-          );
+            error: fail,
+          },
+        );
         const unsubscribeAlerts = client.onStuckTask({
           next: (alert) => {
             if (!options.taskId || alert.task.id === options.taskId) view.alert(alert);
           },
           error: fail,
         });
-        let unsubscribeUpdates = subscribeUpdates(lastEventId);
         let state: 'connected' | 'closed' | undefined;
         const stopListening = client.onConnection((next) => {
           if (next === state) return; // each failed reconnect attempt closes again: report the drop once
-          const reconnected = state === 'closed' && next === 'connected';
           state = next;
           view.connection(next);
-          if (reconnected && lastEventId) {
-            unsubscribeUpdates();
-            unsubscribeUpdates = subscribeUpdates(lastEventId);
-          }
         });
 
         try {
@@ -94,7 +81,7 @@ export const watchCommand = () =>
         } finally {
           process.off('SIGINT', finish).off('SIGTERM', finish);
           stopListening();
-          unsubscribeUpdates();
+          stopUpdates();
           unsubscribeAlerts();
           view.stop();
         }

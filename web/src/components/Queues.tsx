@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import type { KindQueueFieldsFragment } from '../../../src/generated/graphql/graphql.js';
+import type { KindQueueFieldsFragment } from 'taskwarden/client';
 import { messageOf, type Board, type Overview } from '../board.js';
 import * as format from '../format.js';
 

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { GetTaskQuery, TaskEventFieldsFragment } from '../../../src/generated/graphql/graphql.js';
+import type { GetTaskQuery, TaskEventFieldsFragment } from 'taskwarden/client';
 import { messageOf, type Board, type BoardTask } from '../board.js';
 import { taskHref } from '../hooks.js';
 import * as format from '../format.js';

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import type { TaskStatus } from '../../../src/generated/graphql/graphql.js';
+import type { TaskStatus } from 'taskwarden/client';
 import { PAGE_SIZE, type Board, type BoardState, type BoardTask, type StuckAlert } from '../board.js';
 import { taskHref } from '../hooks.js';
 import * as format from '../format.js';

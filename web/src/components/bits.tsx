@@ -1,4 +1,4 @@
-import type { TaskStatus } from '../../../src/generated/graphql/graphql.js';
+import type { TaskStatus } from 'taskwarden/client';
 import type { BoardTask } from '../board.js';
 import * as format from '../format.js';
 

@@ -1,6 +1,6 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { CleanupStuckMutation, StuckAction } from '../../../src/generated/graphql/graphql.js';
+import type { CleanupStuckMutation, StuckAction } from 'taskwarden/client';
 import { messageOf, type Board, type BoardTask } from '../board.js';
 import * as format from '../format.js';
 import { isTerminal, StatusBadge } from './bits.js';

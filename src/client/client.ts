@@ -1,8 +1,11 @@
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws/client'; // the client alone: the root entry loads graphql for its server
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
 import type { CreateTaskInput, StuckAction, TaskStatus, TokenRole } from '../generated/graphql/graphql.js';
+import { TaskwardenClientError, type Sink } from './results.js';
 import { followTaskUpdates, type FollowFilter, type FollowHandlers } from './follow.js';
 import * as ops from './operations.js';
+
+export { TaskwardenClientError, type Sink } from './results.js';
 
 export interface TaskwardenClientOptions {
   /** The GraphQL endpoint, e.g. http://localhost:4000/graphql (or TASKWARDEN_URL). */
@@ -16,33 +19,6 @@ export interface TaskwardenClientOptions {
   /** Reconnect attempts for subscriptions after the connection drops. Default: keep trying. */
   retryAttempts?: number;
   fetch?: typeof fetch;
-}
-
-/**
- * A request that did not succeed. `code` is the server's `extensions.code`
- * (NOT_FOUND, LEASE_MISMATCH, TASK_NOT_TERMINAL, ...) or, when no answer came,
- * NETWORK_ERROR (unreachable, timed out) or HTTP_ERROR (an answer that was not GraphQL).
- */
-export class TaskwardenClientError extends Error {
-  override readonly name = 'TaskwardenClientError';
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly details: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
-
-  /** True when the server may not have seen the request: retrying it is safe for lease-fenced writes. */
-  get isNetworkError() {
-    return this.code === 'NETWORK_ERROR';
-  }
-}
-
-export interface Sink<T> {
-  next(value: T): void;
-  error?(error: TaskwardenClientError): void;
-  complete?(): void;
 }
 
 /** A typed document as GraphQL Code Generator writes it in string mode: any project's own documents too. */

@@ -1,4 +1,4 @@
-import { TaskwardenClientError, type Sink } from './client.js';
+import type { Sink, TaskwardenClientError } from './results.js';
 
 /** The filter of a followed `taskUpdated` stream; `afterEventId` starts it after that entry (replaying what came since). */
 export interface FollowFilter {

@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import WebSocket from 'ws';
-import { createTaskwardenClient, TaskwardenClientError, type TaskFieldsFragment, type TaskwardenClient } from '../client/index.js';
+import { createTaskwardenClient, TaskwardenClientError, type TaskwardenClient } from '../client/client.js';
+import type { TaskFieldsFragment } from '../generated/graphql/graphql.js';
 
 /** The task a handler runs, as it was when claimed. */
 export type WorkerTask = TaskFieldsFragment;
@@ -149,8 +150,7 @@ export function createWorker(options: WorkerOptions): Worker {
 
   /** One subscription tells the worker when work arrives and when one of its tasks is taken away. */
   function listen() {
-    // Followed, so a reconnect or an overflow resumes the stream instead of ending it.
-    unsubscribe = client.followTaskUpdates(
+    unsubscribe = client.onTaskUpdated(
       { kinds: options.kinds },
       {
         next: (event) => {
@@ -161,7 +161,7 @@ export function createWorker(options: WorkerOptions): Worker {
             mine.lose(`task was ${event.type.toLowerCase()} by ${event.actor}${event.reason ? ` (${event.reason})` : ''}`);
           }
         },
-        error: (error) => log.debug({ err: error }, 'update subscription refused; polling instead'),
+        error: (error) => log.debug({ err: error }, 'update subscription interrupted; polling meanwhile'),
       },
     );
   }

@@ -106,9 +106,12 @@ async function main(): Promise<number> {
   const jumpTheQueue = async () => {
     if (jumped) return;
     jumped = true;
-    const waiting = (await client.listTasks({ status: ['PENDING'], first: 100 })).edges.map((e) => e.node).filter((t) => t.waitingFor === null && t.kind === 'backtest');
     const urgent = makeUrgent();
     const task = await client.createTask({ name: urgent.name, kind: 'backtest', params: urgent.params, priority: 10 });
+    // What still waits once it exists (a claim that ran before it may rightly have taken another).
+    const waiting = (await client.listTasks({ status: ['PENDING'], first: 100 })).edges
+      .map((e) => e.node)
+      .filter((t) => t.waitingFor === null && t.kind === 'backtest' && t.id !== task.id);
     tasks.set(task.id, { ...urgent, id: task.id, status: task.status, progress: 0, message: 'waiting', role: 'priority 10', ahead: waiting.map((t) => t.id) });
     say(`${pc.dim(time())} ${pc.blue('PRIORITY')}  ${urgent.name} submitted while ${waiting.length} backtests wait: it is claimed first`);
   };

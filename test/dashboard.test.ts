@@ -167,7 +167,7 @@ describe.skipIf('missing' in CHROMIUM)('the dashboard, in Chromium', () => {
     await row(report.id).getByTestId('task-link').click();
     const detail = page.getByTestId('task-detail');
     await detail.getByTestId('depends-on').waitFor();
-    expect(await detail.getByTestId('depends-on').getByTestId('dependency-link').allTextContents()).toEqual(['SMA sweep 1', 'SMA sweep later']);
+    expect((await detail.getByTestId('depends-on').getByTestId('dependency-link').allTextContents()).sort()).toEqual(['SMA sweep 1', 'SMA sweep later']);
     await detail.getByTestId('depends-on').getByText('SMA sweep 1').click();
     await detail.getByTestId('dependants').waitFor();
     expect(await detail.getByTestId('dependants').getByTestId('dependency-link').allTextContents()).toEqual(['Sweep report']);

@@ -49,7 +49,10 @@ export interface SweepReport {
 }
 
 /** The tasks a sweep's action changed, as it left them (`none` changes nothing). */
-export const fixedTasks = (report: SweepReport) => report.handled.filter((h) => h.outcome !== 'none').map((h) => h.task);
+export const fixedTasks = (report: Pick<SweepReport, 'handled'>) => report.handled.filter(isFixed).map((h) => h.task);
+
+/** A task counts as fixed when the action changed it: `none` only reports. */
+const isFixed = (handled: { outcome: StuckAction }) => handled.outcome !== 'none';
 
 export interface SweepDeps {
   /** The unit of work a sweep runs in (see tasks/unit-of-work.ts). */
@@ -141,7 +144,7 @@ export async function sweep({ commit, tasks, clock, bus, alerts }: SweepDeps, op
             detectionDelaySeconds: handled.length ? Math.max(...handled.map((h) => detectionDelayMs(h.verdict))) / 1000 : null,
             scanned,
             found: found.length,
-            fixed: handled.filter((h) => h.outcome !== 'none').length,
+            fixed: handled.filter(isFixed).length,
           },
         });
       }

@@ -457,12 +457,14 @@ async function gracefulShutdown(server: ServerProcess, record: ChaosRecord, gql:
 }
 
 const random = rng(seed);
-const profiles: ('postgres' | 'pglite')[] = args.profile === 'postgres' ? ['postgres'] : args.profile === 'pglite' ? ['pglite'] : ['postgres', 'pglite'];
+// CI's bounded profile is the Postgres one (three instances, every fault kind, about 6.5 minutes for 1,000
+// tasks here): the embedded server's run is slow on a loaded machine (claims crawl under progress load
+// on PGlite) and does not fit beside it in 10 minutes.
+const profiles: ('postgres' | 'pglite')[] = args.profile === 'postgres' || ci ? ['postgres'] : args.profile === 'pglite' ? ['pglite'] : ['postgres', 'pglite'];
 let failed = false;
 const wall = Date.now();
 for (const profile of profiles) {
-  // One embedded server is slower, and its run does not need the numbers: CI keeps it short to stay under 10 minutes.
-  const tasks = profile === 'pglite' ? (ci ? 100 : Math.max(100, Math.round(totalTasks / 4))) : totalTasks;
+  const tasks = profile === 'pglite' ? Math.max(100, Math.round(totalTasks / 4)) : totalTasks;
   console.log(`chaos: profile ${profile} (${tasks} tasks)`);
   const result = await runProfile(profile, tasks, random);
   console.log(JSON.stringify(result.figures, null, 1));

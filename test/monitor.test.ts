@@ -177,8 +177,8 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
         // The report lands after the sweep read the task as stuck, before it acts (another connection).
         const tasks = Object.create(h.tasks) as typeof h.tasks;
         let landed!: Promise<string>;
-        tasks.running = async (tx) => {
-          const rows = await h.tasks.running(tx);
+        tasks.stuckAt = async (tx, now, rules) => {
+          const rows = await h.tasks.stuckAt(tx, now, rules);
           await (landed = beat());
           return rows;
         };

@@ -25,7 +25,7 @@ import { createEventBus } from '../src/events.js';
 import { sweep } from '../src/monitor/sweep.js';
 import { createServices } from '../src/services.js';
 import { oneTimeout } from '../src/tasks/stuck.js';
-import { quantile, selfTimeByModule } from './stats.js';
+import { quantile, round, selfTimeByModule } from './stats.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -36,6 +36,10 @@ const { values: args } = parseArgs({
     changes: { type: 'string', default: '20' },
     output: { type: 'string', default: 'BENCHMARKS.md' },
     'no-write': { type: 'boolean', default: false },
+    /** Quick look at some shapes only (comma-separated: http, loop, bullmq, batch, fanout, profile, sweep); writes nothing. */
+    only: { type: 'string' },
+    /** Which shape the profiled server runs: loop (default) or batch. */
+    'profile-shape': { type: 'string', default: 'loop' },
   },
 });
 const DURATION = Number(args.duration);
@@ -43,6 +47,8 @@ const CONNECTIONS = Number(args.connections);
 const BATCH_TASKS = Number(args['batch-tasks']);
 const FANOUT = args.fanout!.split(',').map(Number);
 const CHANGES = Number(args.changes);
+const ONLY = args.only ? new Set(args.only.split(',')) : undefined;
+const runs = (shape: string) => !ONLY || ONLY.has(shape);
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/taskwarden_bench';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -384,7 +390,7 @@ const perSubscriber = (before: MemoryFigures, after: MemoryFigures, n: number) =
 async function profileShape(env: Record<string, string>) {
   const dir = mkdtempSync(join(os.tmpdir(), 'twbench-prof-'));
   const server = await startChild('taskwarden', { env, execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
-  const result = await loopShape(server).finally(() => server.stop());
+  const result = await (args['profile-shape'] === 'batch' ? batchShape(server) : loopShape(server)).finally(() => server.stop());
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   const top = file ? selfTimeByModule(join(dir, file)) : [];
   rmSync(dir, { recursive: true, force: true });
@@ -475,6 +481,17 @@ async function main() {
   log(`Taskwarden (${DATABASE_URL.replace(/\/\/[^@]*@/, '//')}), bare yoga and raw ws servers starting`);
   const [taskwarden, yoga, rawWs] = await Promise.all([startChild('taskwarden', { env }), startChild('yoga'), startChild('ws')]);
   try {
+    if (ONLY) {
+      const show = (name: string, value: unknown) => console.log(name, JSON.stringify(value, (_k, v) => (typeof v === 'number' ? round(v, 1) : v)));
+      if (runs('http')) show('http', await httpShape(taskwarden, yoga));
+      if (runs('loop')) show('loop', await loopShape(taskwarden));
+      if (runs('bullmq')) show('bullmq', await bullmqShape());
+      if (runs('batch')) show('batch', await batchShape(taskwarden));
+      if (runs('fanout')) for (const n of FANOUT) show(`fanout ${n}`, [await fanOutShape(taskwarden, n, { before: await taskwarden.ask<MemoryFigures>('mem') }), await rawWsShape(rawWs, n)]);
+      if (runs('profile')) show('profile', await profileShape(env));
+      if (runs('sweep')) show('sweep', await sweepShape());
+      return;
+    }
     log(`HTTP: single reportProgress vs bare yoga, ${CONNECTIONS} connections, ${DURATION}s each`);
     const http = await httpShape(taskwarden, yoga);
     log(`loop: ${CONNECTIONS} tasks reporting in a loop, with a live subscriber, ${DURATION}s`);

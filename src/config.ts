@@ -169,6 +169,8 @@ export const envSchema = z.object({
   SHUTDOWN_TIMEOUT: duration('10s').default(ms('10s')),
   TASK_RETENTION: durationOrOff('365d').default(null),
   HISTORY_RETENTION: durationOrOff('30d').default(ms('30d')),
+  PROGRESS_HISTORY_INTERVAL: duration('30s').default(ms('30s')),
+  DATABASE_POOL_SIZE: positiveInt(10).default(10),
   LOG_LEVEL: z.enum(logLevels, { message: `expected one of ${logLevels.join(', ')}` }).default('info'),
   LOG_FORMAT: z.enum(logFormats, { message: `expected one of ${logFormats.join(', ')}` }).optional(),
   NODE_ENV: z.string().optional(),
@@ -251,6 +253,10 @@ export interface Config {
   /** What the monitor prunes, and `taskwarden prune`. */
   retention: RetentionSettings;
   shutdownTimeoutMs: number;
+  /** One PROGRESS history entry per task at most this often, plus one per change of message; the live stream carries every report. */
+  progressHistoryIntervalMs: number;
+  /** Connections to a PostgreSQL server (the embedded database has one). */
+  databasePoolSize: number;
   logLevel: (typeof logLevels)[number];
   /** Unset: pretty when stdout is a terminal, JSON otherwise. */
   logFormat?: (typeof logFormats)[number];
@@ -297,6 +303,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     retention: { taskRetentionMs: e.TASK_RETENTION, historyRetentionMs: e.HISTORY_RETENTION },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
+    progressHistoryIntervalMs: e.PROGRESS_HISTORY_INTERVAL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     envTokens: e.TASKWARDEN_TOKENS,

@@ -24,6 +24,11 @@ export interface Topics {
    */
   'task:updated': TaskChange;
   /**
+   * An accepted progress report that the history did not keep (sampled out, see PROGRESS_HISTORY_INTERVAL),
+   * as its writer publishes it after commit: live streams still carry it (feed.ts).
+   */
+  'task:progressed': { task: Task; tokenName: string | null; at: Date };
+  /**
    * Every history entry once it is settled, in the history's order, read from the database by this
    * instance's event feed (src/tasks/feed.ts). Never crosses instances: each instance reads its own.
    */

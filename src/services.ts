@@ -9,6 +9,7 @@ import { loadConfig } from './config.js';
 import { createQueueService, type QueueService } from './tasks/queues.js';
 import type { SchedulingSettings } from './tasks/scheduling.js';
 import type { EventBus } from './events.js';
+import type { RawQuery } from './db/open.js';
 import type { PrismaClient } from './generated/prisma/client.js';
 import { createMonitor, type Monitor, type MonitorSettings } from './monitor/monitor.js';
 import { createRetention, type PruneCounts, type Retention, type RetentionSettings } from './monitor/retention.js';
@@ -59,6 +60,10 @@ export function createServices(deps: {
   /** PGlite: one statement at a time, so a claim needs no kind lock (see tasks/service.ts). */
   serialDatabase?: boolean;
   observe?: Observers;
+  /** PROGRESS_HISTORY_INTERVAL in milliseconds (default 30 s). */
+  progressHistoryIntervalMs?: number;
+  /** The database driver for the progress statement, when there is one (PostgreSQL). */
+  query?: RawQuery;
 }): Services {
   const { prisma, clock, bus, log } = deps;
   const alerts = createAlertService({
@@ -70,7 +75,10 @@ export function createServices(deps: {
   });
   const commit = createCommit({ prisma, bus, alerts, observe: deps.observe?.change });
   const scheduling = deps.scheduling ?? defaultSchedulingSettings();
-  const tasks = createTaskService({ prisma, clock, commit, alerts, retryBackoff: scheduling.retryBackoff, serialDatabase: deps.serialDatabase });
+  const tasks = createTaskService({ prisma, clock, commit, bus, alerts, retryBackoff: scheduling.retryBackoff, serialDatabase: deps.serialDatabase,
+    progressHistoryIntervalMs: deps.progressHistoryIntervalMs,
+    query: deps.query,
+  });
   const tokens = createTokenService({ prisma, clock, bus, envTokens: deps.envTokens });
   const feed = createEventFeed({ prisma, bus, log: log.child({ component: 'feed' }) });
   const monitor = createMonitor({ prisma, commit, tasks, clock, bus, alerts, settings: deps.monitor, log: log.child({ component: 'monitor' }), onSweep: deps.observe?.sweep });

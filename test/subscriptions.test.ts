@@ -107,8 +107,9 @@ describeEachDatabase('live updates [%s]', (kind) => {
     const lease = await start(id);
     const seen = (await server.ok(`query($id: ID!) { taskEvents(taskId: $id) { id } }`, { id })).taskEvents;
     const lastSeen = seen[0].id; // the client saw CREATED, then lost its connection
-    await progress(id, lease, 10);
-    await progress(id, lease, 20);
+    // New messages: the history keeps every change of message (progress alone is sampled).
+    await progress(id, lease, 10, 'phase 1');
+    await progress(id, lease, 20, 'phase 2');
 
     const sub = subscribe(server, `subscription($id: ID, $after: ID) { taskUpdated(id: $id, afterEventId: $after) { id type progress } }`, {
       id,

@@ -20,7 +20,7 @@ export async function databaseRepairer(databaseUrl?: string): Promise<Repairer> 
   // Stopping records no alert, but the service is built the one way: with its alert outbox.
   const alerts = createAlertService({ prisma: db.prisma, clock: systemClock, settings: config.alerts, log: pino({ level: 'silent' }) });
   const commit = createCommit({ prisma: db.prisma, bus, alerts });
-  const tasks = createTaskService({ prisma: db.prisma, clock: systemClock, commit, alerts, retryBackoff: config.scheduling.retryBackoff });
+  const tasks = createTaskService({ prisma: db.prisma, clock: systemClock, commit, bus, alerts, retryBackoff: config.scheduling.retryBackoff });
   return {
     via: 'database',
     target: db.location,

@@ -156,6 +156,9 @@ export function createTaskwardenClient(options: TaskwardenClientOptions) {
     startTask: async (id: string, workerId: string) => (await request(ops.StartTaskDocument, { id, workerId })).startTask,
     reportProgress: async (id: string, leaseToken: string, report: { progress?: number; message?: string } = {}) =>
       (await request(ops.ReportProgressDocument, { id, leaseToken, ...report })).reportProgress,
+    /** Many reports at once (at most 1000), each on its own lease; results in input order (`code` names a refusal). */
+    reportProgressBatch: async (reports: { id: string; leaseToken: string; progress?: number | null; message?: string | null }[]) =>
+      (await request(ops.ReportProgressBatchDocument, { reports })).reportProgressBatch,
     completeTask: async (id: string, leaseToken: string, result?: unknown) =>
       (await request(ops.CompleteTaskDocument, { id, leaseToken, result })).completeTask,
     /** With `retryable`, requeued with backoff while attempts remain. */

@@ -259,6 +259,16 @@ export const ReportProgressDocument = graphql(`
   }
 `);
 
+export const ReportProgressBatchDocument = graphql(`
+  mutation ReportProgressBatch($reports: [ProgressReportInput!]!) {
+    reportProgressBatch(reports: $reports) {
+      id
+      accepted
+      code
+    }
+  }
+`);
+
 export const CompleteTaskDocument = graphql(`
   mutation CompleteTask($id: ID!, $leaseToken: String!, $result: JSON) {
     completeTask(id: $id, leaseToken: $leaseToken, result: $result) {

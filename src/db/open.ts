@@ -13,19 +13,27 @@ import { migrate, pendingMigrations, type SqlSession } from './migrate.js';
 export type { PrismaClient };
 
 /** Where the data lives: a PostgreSQL server, a PGlite folder, or PGlite in memory (tests). */
-export type DatabaseTarget = { url: string } | { dataDir: string } | { memory: true };
+/** Runs one parameterized statement ($1, $2, ...) and returns its rows as the driver gives them. */
+export type RawQuery = (text: string, values: unknown[]) => Promise<Record<string, unknown>[]>;
+
+export type DatabaseTarget = { url: string; poolSize?: number } | { dataDir: string } | { memory: true };
 
 /**
  * DATABASE_URL when set; otherwise the embedded database in DATA_DIR (or in memory for DATA_DIR=memory).
  * Here rather than in the server, so that tools (migrations, the CLI's repair path) need not load the API.
  */
-export function databaseTarget(config: Pick<Config, 'databaseUrl' | 'dataDir'>): DatabaseTarget {
-  if (config.databaseUrl) return { url: config.databaseUrl };
+export function databaseTarget(config: Pick<Config, 'databaseUrl' | 'dataDir'> & Partial<Pick<Config, 'databasePoolSize'>>): DatabaseTarget {
+  if (config.databaseUrl) return { url: config.databaseUrl, poolSize: config.databasePoolSize };
   return config.dataDir === MEMORY ? { memory: true } : { dataDir: config.dataDir };
 }
 
 export interface Database {
   readonly prisma: PrismaClient;
+  /**
+   * The hot path's statement straight on the driver, past Prisma's per-statement cost (PostgreSQL
+   * only: on PGlite, Prisma's adapter owns the one session and its transactions).
+   */
+  readonly query?: RawQuery;
   readonly provider: 'postgres' | 'pglite';
   /** Where the data lives, safe to log (no password). */
   readonly location: string;
@@ -46,7 +54,7 @@ export interface OpenOptions {
 /** Opens the database, applies pending migrations, and returns a Prisma client over it. */
 export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Database> {
   const shouldMigrate = options.migrate ?? true;
-  if ('url' in target) return openPostgres(target.url, shouldMigrate, options.onQuery);
+  if ('url' in target) return openPostgres(target.url, target.poolSize ?? 10, shouldMigrate, options.onQuery);
   return openPGlite(target, shouldMigrate, options.onQuery);
 }
 
@@ -57,11 +65,11 @@ function prismaClient(adapter: ReturnType<typeof releasingOnFailedCommit> | Retu
   return prisma as unknown as PrismaClient;
 }
 
-async function openPostgres(url: string, shouldMigrate: boolean, onQuery: OpenOptions['onQuery']): Promise<Database> {
+async function openPostgres(url: string, poolSize: number, shouldMigrate: boolean, onQuery: OpenOptions['onQuery']): Promise<Database> {
   // Prisma's driver adapters send DateTime values without a zone, so the server
   // would read them in its own time zone; pinning the session to UTC keeps every
   // timestamp right whatever the server's (or the database's) TimeZone setting.
-  const pool = new pg.Pool({ connectionString: url, max: 10, options: '-c TimeZone=UTC' });
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, options: '-c TimeZone=UTC' });
   // An idle client that loses its server must not crash the process; the next query reports it.
   pool.on('error', () => {});
   const session = async <T>(fn: (sql: SqlSession) => Promise<T>): Promise<T> => {
@@ -82,6 +90,7 @@ async function openPostgres(url: string, shouldMigrate: boolean, onQuery: OpenOp
   const prisma = prismaClient(releasingOnFailedCommit(new PrismaPg(pool)), onQuery);
   return {
     prisma,
+    query: async (text, values) => (await pool.query(text, values)).rows,
     provider: 'postgres',
     location: redact(url),
     applied,

@@ -10,7 +10,7 @@ import { TaskEventTypeEnum, TaskStatusEnum } from './enums.js';
 import { TaskRef } from './task.js';
 
 /** A history entry, with the task as it stood right after it when it came live. */
-type TaskEventShape = TaskEvent & { snapshot?: Task | null };
+type TaskEventShape = TaskEvent & { snapshot?: Task | null; transient?: number };
 
 export const TaskEventRef = builder.objectRef<TaskEventShape>('TaskEvent');
 
@@ -125,7 +125,7 @@ builder.subscriptionFields((t) => ({
           after: cursorArg(args.afterEventId),
         }),
       ),
-    resolve: (change) => ({ ...change.event, snapshot: change.task }),
+    resolve: (change) => ({ ...change.event, snapshot: change.task, transient: change.transient }),
   }),
   taskProgress: t.field({
     authScopes: { read: true },

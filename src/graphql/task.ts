@@ -116,6 +116,25 @@ export const CreateTaskInput = builder.inputType('CreateTaskInput', {
   }),
 });
 
+const ProgressReportInput = builder.inputType('ProgressReportInput', {
+  description: 'One report of a batch: what reportProgress takes.',
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    leaseToken: t.string({ required: true }),
+    progress: t.float(),
+    message: t.string(),
+  }),
+});
+
+const ProgressReportResultRef = builder.objectRef<{ id: string; accepted: boolean; code: string | null }>('ProgressReportResult').implement({
+  description: 'What became of one report of a batch.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    accepted: t.exposeBoolean('accepted', { description: 'Written (and sent to live subscribers); false: refused, nothing written.' }),
+    code: t.exposeString('code', { nullable: true, description: 'Why it was refused: LEASE_MISMATCH (stop working on the task), NOT_FOUND, ...' }),
+  }),
+});
+
 builder.queryFields((t) => ({
   task: t.prismaField({
     authScopes: { read: true },
@@ -192,6 +211,20 @@ builder.mutationFields((t) => ({
     },
     resolve: (_root, args, ctx) =>
       ctx.services.tasks.reportProgress(idArg(args.id), args.leaseToken, { progress: args.progress, message: args.message }, ctx.tokenName),
+  }),
+  reportProgressBatch: t.field({
+    authScopes: { work: true },
+    type: [ProgressReportResultRef],
+    description:
+      'Many reportProgress at once (at most 1000), e.g. every running task of a worker process: each is fenced by its own lease and answered in input order. A refused one changes nothing and does not stop the others; a bad value anywhere refuses the whole batch (BAD_USER_INPUT) and writes nothing.',
+    args: { reports: t.arg({ type: [ProgressReportInput], required: true }) },
+    resolve: async (_root, { reports }, ctx) => {
+      const results = await ctx.services.tasks.reportProgressBatch(
+        reports.map((r) => ({ id: String(r.id), leaseToken: r.leaseToken, progress: r.progress, message: r.message })),
+        ctx.tokenName,
+      );
+      return results.map((result, i) => ({ id: String(reports[i]!.id), accepted: result.accepted, code: result.accepted ? null : String(result.error.code) }));
+    },
   }),
   completeTask: t.field({
     authScopes: { work: true },

@@ -52,6 +52,8 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
     scheduling: config.scheduling,
     serialDatabase: db.provider === 'pglite',
     observe: metrics.observers,
+    progressHistoryIntervalMs: config.progressHistoryIntervalMs,
+    query: db.query,
   });
   await services.queues.applyLimits(config.scheduling.kindLimits);
   const app = createApp({

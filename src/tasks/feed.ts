@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { EventBus } from '../events.js';
+import type { EventBus, Topics } from '../events.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
-import type { Task, TaskChange } from './model.js';
+import { TaskEventType, type Task, type TaskChange, type TaskEvent } from './model.js';
 import type { EventPosition } from './position.js';
 import { readEvents, settledEnd } from './sql/event-log.js';
 
@@ -50,11 +50,20 @@ export function createEventFeed({ prisma, bus, log, pollMs = 1000 }: EventFeedOp
   let timer: ReturnType<typeof setTimeout> | undefined;
   let retryMs = 0;
   const snapshots = new Map<bigint, Task | null>();
+  // Reports the history did not keep: published after the next read, so they follow the entries committed before them.
+  let transients: Topics['task:progressed'][] = [];
+  let transientSeq = 0;
 
   const stopListening = bus.listen('task:updated', (change) => {
     if (position === undefined) return;
     snapshots.set(change.event.id, change.task ?? null);
     if (snapshots.size > SNAPSHOTS_KEPT) snapshots.delete(snapshots.keys().next().value!);
+    wake();
+  });
+  const stopHearingReports = bus.listen('task:progressed', (report) => {
+    if (position === undefined) return;
+    if (transients.length >= SNAPSHOTS_KEPT) transients.shift();
+    transients.push(report);
     wake();
   });
 
@@ -96,6 +105,9 @@ export function createEventFeed({ prisma, bus, log, pollMs = 1000 }: EventFeedOp
       position = { xact: event.xact, id: event.id };
       bus.publish('task:settled', { event, task });
     }
+    const heard = transients;
+    transients = [];
+    for (const { task, tokenName, at } of heard) bus.publish('task:settled', { event: transientEvent(task, tokenName, at, position), task, transient: ++transientSeq });
     if (page.events.length === PAGE) again = true;
     retryMs = page.unsettled ? Math.min(retryMs ? retryMs * 2 : FIRST_RETRY_MS, pollMs) : 0;
     schedule(retryMs || pollMs);
@@ -104,6 +116,7 @@ export function createEventFeed({ prisma, bus, log, pollMs = 1000 }: EventFeedOp
   function idle() {
     position = undefined;
     snapshots.clear();
+    transients = [];
     clearTimeout(timer);
   }
 
@@ -131,9 +144,30 @@ export function createEventFeed({ prisma, bus, log, pollMs = 1000 }: EventFeedOp
     async stop() {
       stopped = true;
       stopListening();
+      stopHearingReports();
       idle();
       await reading;
       await starting?.catch(() => {});
     },
+  };
+}
+
+/** A report the history did not keep, shaped as the PROGRESS entry it would have been, at the position of the entry before it. */
+function transientEvent(task: Task, tokenName: string | null, at: Date, position: EventPosition): TaskEvent {
+  return {
+    id: position.id,
+    xact: position.xact,
+    taskId: task.id,
+    kind: task.kind,
+    type: TaskEventType.PROGRESS,
+    fromStatus: task.status,
+    toStatus: task.status,
+    progress: task.progress,
+    message: task.message,
+    actor: task.workerId ?? 'worker',
+    tokenName,
+    reason: null,
+    attempt: task.attempt,
+    at,
   };
 }

@@ -49,7 +49,7 @@ export function createLiveService({ prisma, bus, tasks, feed }: { prisma: Prisma
           }
           for await (const change of changes) {
             // A cursor from an instance whose feed is further along: what it already has is skipped.
-            if (last && !isAfter(positionOf(change.event), last)) continue;
+            if (last && change.transient === undefined && !isAfter(positionOf(change.event), last)) continue;
             if (wanted(change.event)) yield change;
           }
         } finally {
@@ -76,8 +76,12 @@ export function createLiveService({ prisma, bus, tasks, feed }: { prisma: Prisma
           if (isTerminal(task.status)) return;
           for await (const change of changes) {
             // A task's events are written under its row lock, so their ids rise in commit order.
-            if (change.event.taskId !== id || (seen !== null && change.event.id <= seen)) continue;
-            seen = change.event.id;
+            if (change.event.taskId !== id) continue;
+            // A report the history did not keep has no id of its own; it comes in its place in the feed.
+            if (change.transient === undefined) {
+              if (seen !== null && change.event.id <= seen) continue;
+              seen = change.event.id;
+            }
             if (!change.task) return;
             yield change.task;
             if (isTerminal(change.task.status)) return;

@@ -32,4 +32,10 @@ export interface TaskChange {
    * entry replayed from the history, whose moment has passed.
    */
   task?: Task | null;
+  /**
+   * Set for a progress report the history did not keep (sampled out): a number
+   * that tells it apart. It comes live at the position of the entry before it,
+   * so resuming from it loses nothing that was kept.
+   */
+  transient?: number;
 }

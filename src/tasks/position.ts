@@ -17,9 +17,11 @@ export const origin: EventPosition = { xact: 0n, id: 0n };
 export const isAfter = (a: EventPosition, b: EventPosition) => a.xact > b.xact || (a.xact === b.xact && a.id > b.id);
 
 /** The cursor clients see (TaskEvent.id): opaque to them, and the same on PGlite and Postgres. */
-export const cursorOf = (position: EventPosition) => `${position.xact}.${position.id}`;
+export const cursorOf = (position: EventPosition & { transient?: number }) =>
+  position.transient === undefined ? `${position.xact}.${position.id}` : `${position.xact}.${position.id}.${position.transient}`;
 
-const CURSOR = /^(\d{1,19})\.(\d{1,19})$/;
+// A third part names a progress report the history did not keep, live after that entry: it resumes from the entry.
+const CURSOR = /^(\d{1,19})\.(\d{1,19})(?:\.\d{1,19})?$/;
 
 export function parseCursor(text: string, field = 'afterEventId'): EventPosition {
   const match = CURSOR.exec(text);

@@ -16,6 +16,9 @@ import { retryDelay, type RetryBackoff } from './scheduling.js';
 import { recordChange } from './sql/record-change.js';
 import { applyTransition, transitions, type Author, type Transition } from './transitions.js';
 import type { Commit, UnitOfWork } from './unit-of-work.js';
+import type { RawQuery } from '../db/open.js';
+import type { EventBus } from '../events.js';
+import { createProgressIngest, leaseMismatch, MAX_BATCH, type ReportResult } from './progress-ingest.js';
 import * as valid from './validate.js';
 
 export type { PageArgs, TaskFilter } from './queries.js';
@@ -33,6 +36,8 @@ export interface TaskServiceDeps {
   clock: Clock;
   /** Runs each write and announces it after its commit (see unit-of-work.ts). */
   commit: Commit;
+  /** Where progress reports the history did not keep are announced (`task:progressed`). */
+  bus: EventBus;
   /** Failures are alerted on in the same transaction as the failure itself. */
   alerts: Pick<AlertService, 'taskFailed' | 'record'>;
   /** RETRY_BACKOFF: how long a retry waits when its task has no backoff of its own. */
@@ -43,6 +48,17 @@ export interface TaskServiceDeps {
    * kind lock or transaction (see sql/claim.ts). False, the safe default: Postgres.
    */
   serialDatabase?: boolean;
+  /** PROGRESS_HISTORY_INTERVAL: one PROGRESS entry per task at most this often, plus every change of message. Default 30 s. */
+  progressHistoryIntervalMs?: number;
+  /** The driver, for the progress statement (PostgreSQL); absent: through Prisma. */
+  query?: RawQuery;
+}
+
+export interface ProgressReportInput {
+  id: string;
+  leaseToken: string;
+  progress?: number | null;
+  message?: string | null;
 }
 
 export type TaskService = ReturnType<typeof createTaskService>;
@@ -53,7 +69,19 @@ export type TaskService = ReturnType<typeof createTaskService>;
  * transitions.ts and sql/record-change.ts); when it loses a race or its guard
  * fails, the caller gets an error saying why, and nothing changed.
  */
-export function createTaskService({ prisma, clock, commit, alerts, retryBackoff, serialDatabase = false }: TaskServiceDeps) {
+export function createTaskService({ prisma, clock, commit, bus, alerts, retryBackoff, serialDatabase = false, progressHistoryIntervalMs = 30_000, query }: TaskServiceDeps) {
+  // Heartbeats and progress reports are group-committed; the history keeps a sample, the live stream all of them.
+  const ingest = createProgressIngest({ commit, bus, query, clock, historyIntervalMs: progressHistoryIntervalMs });
+
+  /** A report's input, checked: a bad value is the caller's bug, refused before anything is written. */
+  const progressRow = (report: ProgressReportInput, tokenName: string | null, at = '') => ({
+    id: valid.taskId(report.id, `${at}id`),
+    leaseToken: report.leaseToken,
+    progress: report.progress == null ? null : valid.progress(report.progress, `${at}progress`),
+    message: valid.optionalText(report.message, `${at}message`, valid.limits.message) ?? null,
+    tokenName,
+  });
+
   /**
    * Makes a transition on one task, or says why it cannot. A failure and its
    * alerts commit together; any other transition is a single statement.
@@ -102,15 +130,7 @@ export function createTaskService({ prisma, clock, commit, alerts, retryBackoff,
   async function explainRefusal(db: Db, id: string, verb: string, leaseToken?: string) {
     const current = await db.task.findUnique({ where: { id }, select: { status: true, leaseToken: true } });
     if (!current) return taskNotFound(id);
-    if (leaseToken !== undefined && current.leaseToken !== leaseToken) {
-      const why =
-        current.status === TaskStatus.RUNNING
-          ? 'another lease holds it (it was claimed again, or this token is wrong)'
-          : `it is ${current.status} now (stopped, force-completed, finished or requeued elsewhere)`;
-      return new TaskwardenError('LEASE_MISMATCH', `This lease no longer holds task ${id}: ${why}. Nothing was written; stop working on it.`, {
-        status: current.status,
-      });
-    }
+    if (leaseToken !== undefined && current.leaseToken !== leaseToken) return leaseMismatch(id, current.status);
     return new TaskwardenError('INVALID_TRANSITION', `Cannot ${verb} task ${id}: it is ${current.status}.`, { status: current.status });
   }
 
@@ -174,10 +194,18 @@ export function createTaskService({ prisma, clock, commit, alerts, retryBackoff,
      * a bare heartbeat just proves the worker is alive.
      */
     async reportProgress(id: string, leaseToken: string, report: { progress?: number | null; message?: string | null } = {}, tokenName: string | null = null): Promise<Task> {
-      valid.taskId(id);
-      const progress = report.progress == null ? null : valid.progress(report.progress);
-      const message = valid.optionalText(report.message, 'message', valid.limits.message) ?? null;
-      return write(transitions.report, id, { progress, message }, { tokenName }, leaseToken);
+      return ingest.report(progressRow({ id, leaseToken, ...report }, tokenName));
+    },
+
+    /**
+     * Many reports at once (at most MAX_BATCH), each fenced by its own lease and
+     * answered in input order: a refused one (LEASE_MISMATCH, NOT_FOUND) changes
+     * nothing and is never published, and does not stop the others. A bad value
+     * anywhere refuses the whole batch before anything is written.
+     */
+    async reportProgressBatch(reports: readonly ProgressReportInput[], tokenName: string | null = null): Promise<ReportResult[]> {
+      if (reports.length > MAX_BATCH) throw badInput('reports', `at most ${MAX_BATCH} reports in one batch, not ${reports.length}`);
+      return ingest.reportMany(reports.map((report, i) => progressRow(report, tokenName, `reports[${i}].`)));
     },
 
     /** RUNNING -> COMPLETED: result, status, progress 100 and completedAt land together or not at all. */

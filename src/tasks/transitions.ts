@@ -50,20 +50,6 @@ export const transitions = {
     guard: () => readyToStart,
     set: ({ workerId, leaseToken }, now) => startSet(workerId, leaseToken, now),
   }),
-  /** A heartbeat; only a change of progress or message counts as progress and is recorded. */
-  report: transition<{ progress: number | null; message: string | null }>({
-    verb: 'report progress on',
-    event: TaskEventType.PROGRESS,
-    from: 'lease',
-    set: ({ progress, message }, now) => Prisma.sql`
-      progress = COALESCE(${progress}::float8, t.progress),
-      message = COALESCE(${message}, t.message),
-      "lastHeartbeatAt" = ${now},
-      "lastProgressAt" = CASE
-        WHEN (COALESCE(${progress}::float8, t.progress), COALESCE(${message}, t.message)) IS DISTINCT FROM (t.progress, t.message)
-        THEN ${now} ELSE t."lastProgressAt" END`,
-    record: Prisma.sql`(t.progress, t.message) IS DISTINCT FROM (picked.progress, picked.message)`,
-  }),
   /** RUNNING -> COMPLETED: result, status, progress 100 and completedAt land together or not at all. */
   complete: transition<{ result: unknown }>({
     verb: 'complete',

@@ -68,9 +68,9 @@ export function optionalText(value: string | null | undefined, field: string, ma
   return value == null ? undefined : text(value, field, max, { ...options, allowEmpty: true });
 }
 
-export function progress(value: number): number {
+export function progress(value: number, field = 'progress'): number {
   if (!Number.isFinite(value) || value < 0 || value > 100) {
-    throw badInput('progress', `must be a number from 0 to 100 (got ${value})`);
+    throw badInput(field, `must be a number from 0 to 100 (got ${value})`);
   }
   return value;
 }

@@ -5,6 +5,7 @@ import pino, { type Logger } from 'pino';
 import WebSocket from 'ws';
 import { createTaskwardenClient, TaskwardenClientError, type TaskwardenClient } from '../client/client.js';
 import type { TaskFieldsFragment } from '../generated/graphql/graphql.js';
+import { createReporter, type Report } from './reporter.js';
 
 /** The task a handler runs, as it was when claimed. */
 export type WorkerTask = TaskFieldsFragment;
@@ -112,6 +113,8 @@ export function createWorker(options: WorkerOptions): Worker {
   const workerId = options.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const log = (options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' })).child({ workerId });
   const client: TaskwardenClient = createTaskwardenClient({ url: options.url, token: options.token, webSocketImpl: WebSocket });
+  // Every running task's heartbeats and progress go out together, one request per round trip.
+  const reporter = createReporter(client);
   const active = new Map<string, RunningTask>();
   const warnedSlow = new Set<number>();
 
@@ -195,7 +198,7 @@ export function createWorker(options: WorkerOptions): Worker {
   }
 
   function run(task: WorkerTask, leaseToken: string, beatEvery: number) {
-    const running = new RunningTask(task, leaseToken, beatEvery, client, settings, log.child({ taskId: task.id, task: task.name }), events);
+    const running = new RunningTask(task, leaseToken, beatEvery, client, reporter, settings, log.child({ taskId: task.id, task: task.name }), events);
     active.set(task.id, running);
     running
       .execute(options.handler)
@@ -266,8 +269,9 @@ class RunningTask {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private progressTimer: NodeJS.Timeout | undefined;
   private pending: { progress?: number; message?: string } | undefined;
+  private reporting = false;
   private lastWrite = 0;
-  /** Worker writes go out one at a time, in order. */
+  /** The last report sent: the final write waits for it. */
   private writes: Promise<unknown> = Promise.resolve();
   private lost: string | undefined;
   private finished = false;
@@ -278,6 +282,7 @@ class RunningTask {
     /** Milliseconds of silence after which a heartbeat goes out. */
     private readonly beatEvery: number,
     private readonly client: TaskwardenClient,
+    private readonly reporter: ReturnType<typeof createReporter>,
     private readonly settings: typeof DEFAULTS,
     readonly log: Logger,
     private readonly events: EventEmitter<WorkerEvents>,
@@ -386,7 +391,12 @@ class RunningTask {
   private progress(percent: number, message?: string) {
     if (this.lost || this.finished) return;
     this.pending = { progress: percent, ...(message !== undefined ? { message } : {}) };
-    if (this.progressTimer) return; // the flush already scheduled will carry these latest values
+    this.schedule();
+  }
+
+  /** One progress write in flight per task; the next carries the latest values, no sooner than `progressInterval` after the last. */
+  private schedule() {
+    if (this.progressTimer || this.reporting || !this.pending) return;
     const wait = this.lastWrite + this.settings.progressInterval - Date.now();
     if (wait <= 0) this.flush();
     else this.progressTimer = setTimeout(() => this.flush(), wait);
@@ -396,7 +406,14 @@ class RunningTask {
     this.progressTimer = undefined;
     const report = this.pending;
     this.pending = undefined;
-    if (report) void this.write(report).catch(() => {});
+    if (!report) return;
+    this.reporting = true;
+    void this.write(report)
+      .catch(() => {})
+      .finally(() => {
+        this.reporting = false;
+        this.schedule();
+      });
   }
 
   /** The next heartbeat goes out after `beatEvery` without any write: a progress report is a heartbeat too. */
@@ -405,21 +422,16 @@ class RunningTask {
     this.heartbeatTimer = setTimeout(() => void this.write({}).catch(() => {}), this.beatEvery);
   }
 
-  /** A heartbeat ({}), or a progress report. Serialized; a LEASE_MISMATCH aborts the handler. */
-  private write(report: { progress?: number; message?: string }) {
+  /** A heartbeat ({}), or a progress report, sent with the process's other reports; a LEASE_MISMATCH aborts the handler. */
+  private write(report: Report) {
     if (this.lost || this.finished) return Promise.resolve();
     this.lastWrite = Date.now();
     this.armHeartbeat();
-    const next = this.writes.then(async () => {
-      if (this.lost || this.finished) return;
-      try {
-        await this.client.reportProgress(this.task.id, this.leaseToken, report);
-      } catch (error) {
-        if (error instanceof TaskwardenClientError && error.code === 'LEASE_MISMATCH') this.lose(error.message, error.code);
-        else if (error instanceof TaskwardenClientError && error.code === 'BAD_USER_INPUT') this.log.warn({ err: error.message }, 'progress report refused');
-        else this.log.debug({ err: error }, 'heartbeat failed; will retry at the next one');
-        throw error;
-      }
+    const next = this.reporter.report(this.task.id, this.leaseToken, report).catch((error: unknown) => {
+      if (error instanceof TaskwardenClientError && (error.code === 'LEASE_MISMATCH' || error.code === 'NOT_FOUND')) this.lose(error.message, error.code);
+      else if (error instanceof TaskwardenClientError && error.code === 'BAD_USER_INPUT') this.log.warn({ err: error.message }, 'progress report refused');
+      else this.log.debug({ err: error }, 'heartbeat failed; will retry at the next one');
+      throw error;
     });
     this.writes = next.catch(() => {});
     return next;

@@ -7,7 +7,7 @@ import type { TaskStatus } from '../model.js';
 export const startSet = (workerId: string, leaseToken: string, now: Date) => Prisma.sql`
   status = 'RUNNING', attempt = t.attempt + 1, "workerId" = ${workerId}, "leaseToken" = ${leaseToken},
   "startedAt" = ${now}, "lastHeartbeatAt" = ${now}, "lastProgressAt" = ${now},
-  progress = 0, message = NULL, error = NULL, result = NULL, "completedAt" = NULL, "stuckEpisode" = NULL`;
+  progress = 0, message = NULL, error = NULL, result = NULL, "completedAt" = NULL, "stuckEpisode" = NULL, "progressRecordedAt" = NULL`;
 
 /** Into a terminal status: the lease ends. */
 export const finishSet = (status: TaskStatus, now: Date, extra = Prisma.empty) => Prisma.sql`
@@ -16,7 +16,7 @@ export const finishSet = (status: TaskStatus, now: Date, extra = Prisma.empty) =
 /** Back to PENDING for another attempt: the lease ends, the next start begins afresh. */
 export const requeueSet = Prisma.sql`
   status = 'PENDING', "leaseToken" = NULL, "workerId" = NULL, "startedAt" = NULL,
-  "lastHeartbeatAt" = NULL, "lastProgressAt" = NULL, progress = 0, message = NULL, "stuckEpisode" = NULL`;
+  "lastHeartbeatAt" = NULL, "lastProgressAt" = NULL, progress = 0, message = NULL, "stuckEpisode" = NULL, "progressRecordedAt" = NULL`;
 
 /** The fence: the task runs under this lease. */
 export const holdsLease = (leaseToken: string) => Prisma.sql`t.status = 'RUNNING' AND t."leaseToken" = ${leaseToken}`;

@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Task" ADD COLUMN     "progressRecordedAt" TIMESTAMPTZ(3);
+

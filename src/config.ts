@@ -188,6 +188,8 @@ export const envSchema = z.object({
   SUBSCRIPTION_BUFFER: positiveInt(1000).default(1000),
   // Behind a reverse proxy every connection comes from the proxy's address: raise it there.
   MAX_CONNECTIONS_PER_ADDRESS: positiveInt(500).default(500),
+  // Open mode (no token) serves loopback only: a bench, or a room of dashboards on one machine, must fit.
+  MAX_ANONYMOUS_CONNECTIONS_PER_ADDRESS: positiveInt(10000).default(10_000),
   HEADERS_TIMEOUT: duration('20s').default(ms('20s')),
   REQUEST_TIMEOUT: duration('60s').default(ms('60s')),
   CORS_ORIGINS: origins.default([]),
@@ -226,6 +228,8 @@ export interface Limits {
   subscriptionBuffer: number;
   /** Open TCP connections from one client address (HTTP keep-alive, SSE and WebSocket alike). */
   connectionsPerAddress: number;
+  /** Live connections without a token (open mode) from one address; a loopback address may also hold this many TCP connections. */
+  anonymousConnectionsPerAddress: number;
   /** Time a client has to send a request's headers, and the whole request, in milliseconds. */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
@@ -320,6 +324,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       connectionsPerToken: e.MAX_CONNECTIONS_PER_TOKEN,
       subscriptionBuffer: e.SUBSCRIPTION_BUFFER,
       connectionsPerAddress: e.MAX_CONNECTIONS_PER_ADDRESS,
+      anonymousConnectionsPerAddress: e.MAX_ANONYMOUS_CONNECTIONS_PER_ADDRESS,
       headersTimeoutMs: e.HEADERS_TIMEOUT,
       requestTimeoutMs: e.REQUEST_TIMEOUT,
       authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,

@@ -294,7 +294,7 @@ describe.each(databaseKinds)('the switch from open mode to tokens [%s]', (kind) 
 describe('an SSE stream past the per-token limit', () => {
   it('answers HTTP 429 with LIMIT_EXCEEDED, not 500', async () => {
     const database = await openTestDatabase('pglite');
-    const server = await serverOn(database, { MAX_CONNECTIONS_PER_TOKEN: '1' });
+    const server = await serverOn(database, { MAX_ANONYMOUS_CONNECTIONS_PER_ADDRESS: '1' });
     try {
       const taskId = await quietTask(server);
       const held = new AbortController();

@@ -34,6 +34,7 @@ const operations: Record<string, { permission: Permission; query: string; kind?:
   'Mutation.startTask': { permission: 'work', query: `mutation { startTask(id: "${ID}", workerId: "w") { leaseToken } }`, answer: 'NOT_FOUND' },
   'Mutation.claimTask': { permission: 'work', query: `mutation { claimTask(workerId: "w", kinds: ["nothing-pending"]) { leaseToken } }` },
   'Mutation.reportProgress': { permission: 'work', query: `mutation { reportProgress(id: "${ID}", leaseToken: "l") { id } }`, answer: 'NOT_FOUND' },
+  'Mutation.reportProgressBatch': { permission: 'work', query: `mutation { reportProgressBatch(reports: [{ id: "${ID}", leaseToken: "l" }]) { id accepted code } }` },
   'Mutation.completeTask': { permission: 'work', query: `mutation { completeTask(id: "${ID}", leaseToken: "l") { id } }`, answer: 'NOT_FOUND' },
   'Mutation.failTask': { permission: 'work', query: `mutation { failTask(id: "${ID}", leaseToken: "l", error: "e") { id } }`, answer: 'NOT_FOUND' },
   'Mutation.releaseTask': { permission: 'work', query: `mutation { releaseTask(id: "${ID}", leaseToken: "l") { id } }`, answer: 'NOT_FOUND' },
@@ -228,9 +229,9 @@ describe('zero-config access', () => {
 });
 
 describe('connection limits', () => {
-  it('caps subscriptions per connection and connections per token', async () => {
+  it('caps subscriptions per connection, and connections without a token per address', async () => {
     const database = await openTestDatabase('pglite');
-    const server = await startTestServer(database, { MAX_SUBSCRIPTIONS_PER_CONNECTION: '2', MAX_CONNECTIONS_PER_TOKEN: '2' });
+    const server = await startTestServer(database, { MAX_SUBSCRIPTIONS_PER_CONNECTION: '2', MAX_ANONYMOUS_CONNECTIONS_PER_ADDRESS: '2' });
     const ws = () => createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} });
     const first = ws();
     const errors: unknown[] = [];
@@ -244,6 +245,25 @@ describe('connection limits', () => {
     const code = await new Promise<number>((resolve) => third.on('closed', (event) => resolve((event as { code: number }).code)));
     expect(code).toBe(4403);
     await Promise.all([first.dispose(), second.dispose(), third.dispose()]);
+    await server.stop();
+    await database.close();
+  });
+
+  it('applies the per-token cap to tokens only: connections without one are many by default', async () => {
+    const database = await openTestDatabase('pglite');
+    const server = await startTestServer(database, { MAX_CONNECTIONS_PER_TOKEN: '2', MAX_CONNECTIONS_PER_ADDRESS: '3' });
+    // Past both the token cap and the TCP cap for other addresses: a loopback address gets the anonymous cap.
+    const clients = Array.from({ length: 6 }, () =>
+      createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} }),
+    );
+    const outcomes = await Promise.all(
+      clients.map((client) => new Promise<string>((resolve) => {
+        client.on('connected', () => resolve('connected'));
+        client.on('closed', (event) => resolve(`closed ${(event as { code?: number }).code}`));
+      })),
+    );
+    expect(outcomes).toEqual(Array(6).fill('connected'));
+    await Promise.all(clients.map((client) => client.dispose()));
     await server.stop();
     await database.close();
   });

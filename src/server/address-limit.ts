@@ -7,11 +7,12 @@ import type { Logger } from '../log.js';
  * opened it; past the cap a new one is closed before anything is read.
  * Authentication cannot do this: it happens after the connection is made.
  */
-export function limitConnectionsPerAddress(server: Server, max: number, log: Logger): void {
+export function limitConnectionsPerAddress(server: Server, { max: remoteMax, loopbackMax }: { max: number; loopbackMax: number }, log: Logger): void {
   const open = new Map<string, number>();
   const warned = new Set<string>();
   server.on('connection', (socket) => {
     const address = socket.remoteAddress ?? 'unknown';
+    const max = isLoopback(address) ? loopbackMax : remoteMax;
     const count = open.get(address) ?? 0;
     if (count >= max) {
       // Once per address while it stays over the cap, so a flood does not flood the log too.
@@ -28,4 +29,9 @@ export function limitConnectionsPerAddress(server: Server, max: number, log: Log
       warned.delete(address);
     });
   });
+}
+
+/** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6. */
+export function isLoopback(address: string): boolean {
+  return address === '::1' || /^(::ffff:)?127\./.test(address);
 }

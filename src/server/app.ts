@@ -57,7 +57,7 @@ export interface App {
  */
 export function createApp({ services, log, metrics, limits, browser, metricsPort, introspection, ready, dashboardDir }: AppOptions): App {
   const yogaLog = log.child({ component: 'graphql' });
-  const connections = createConnectionRegistry({ maxPerPrincipal: limits.connectionsPerToken });
+  const connections = createConnectionRegistry({ maxPerToken: limits.connectionsPerToken, maxAnonymousPerAddress: limits.anonymousConnectionsPerAddress });
   const guard = createBrowserAccess(browser ?? { corsOrigins: [], allowedHosts: [] });
   const auth = createRequestAuth({ services, guard, connections });
 
@@ -87,7 +87,8 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
   const server = createServer({ headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs }, (req, res) => {
     requestContext.run({ requestId: requestIdOf(req) }, () => (isApiPath(req.url) ? yoga(req, res) : dashboard(req, res)));
   });
-  limitConnectionsPerAddress(server, limits.connectionsPerAddress, log);
+  // A loopback address may hold as many as its anonymous (open-mode) live connections may number.
+  limitConnectionsPerAddress(server, { max: limits.connectionsPerAddress, loopbackMax: Math.max(limits.connectionsPerAddress, limits.anonymousConnectionsPerAddress) }, log);
   const drain = closeConnectionsWhenDraining(server);
   const sockets = serveWebSockets({ server, yoga, authenticate: auth.authenticate, connections, guard, limits });
   const stopClosingRevoked = closeOnTokenChange(services.bus, connections);

@@ -5,36 +5,41 @@ import type { Principal } from '../auth/roles.js';
 export type ConnectionRegistry = ReturnType<typeof createConnectionRegistry>;
 
 /**
- * Live connections (graphql-ws sockets, SSE subscription streams) per
- * principal: caps how many one token may hold, and closes them all when
- * that token is revoked (or, for open-mode ones, when the first token is made).
+ * Live connections (graphql-ws sockets, SSE subscription streams): caps how
+ * many one token may hold, and how many anonymous ones (open mode: no token,
+ * loopback only) one address may hold; closes a token's all when it is
+ * revoked, and the anonymous ones when the first token is made.
  */
-export function createConnectionRegistry({ maxPerPrincipal }: { maxPerPrincipal: number }) {
-  const byPrincipal = new Map<string, Set<(reason: string) => void>>();
-  const keyOf = (principal: Principal) => principal.tokenId ?? 'open';
+export function createConnectionRegistry({ maxPerToken, maxAnonymousPerAddress }: { maxPerToken: number; maxAnonymousPerAddress: number }) {
+  const byHolder = new Map<string, Set<(reason: string) => void>>();
+  const ANONYMOUS = 'open:';
 
   return {
-    /** Registers a connection and returns its release; LIMIT_EXCEEDED past the cap. */
-    add(principal: Principal, close: (reason: string) => void): () => void {
-      const key = keyOf(principal);
-      const set = byPrincipal.get(key) ?? new Set();
-      if (set.size >= maxPerPrincipal) {
-        throw new TaskwardenError('LIMIT_EXCEEDED', `At most ${maxPerPrincipal} live connections per token; close one first.`);
+    /** Registers a connection and returns its release; LIMIT_EXCEEDED past its cap. */
+    add(principal: Principal, address: string | undefined, close: (reason: string) => void): () => void {
+      const key = principal.tokenId ?? `${ANONYMOUS}${address ?? 'unknown'}`;
+      const set = byHolder.get(key) ?? new Set();
+      if (principal.tokenId && set.size >= maxPerToken) {
+        throw new TaskwardenError('LIMIT_EXCEEDED', `At most ${maxPerToken} live connections per token; close one first.`);
+      }
+      if (!principal.tokenId && set.size >= maxAnonymousPerAddress) {
+        throw new TaskwardenError('LIMIT_EXCEEDED', `At most ${maxAnonymousPerAddress} live connections without a token from one address; close one first.`);
       }
       set.add(close);
-      byPrincipal.set(key, set);
+      byHolder.set(key, set);
       return () => {
         set.delete(close);
-        if (set.size === 0 && byPrincipal.get(key) === set) byPrincipal.delete(key);
+        if (set.size === 0 && byHolder.get(key) === set) byHolder.delete(key);
       };
     },
-    /** Closes every connection of a token; `null` for the open-mode ones (tokenless, when no token existed). */
+    /** Closes every connection of a token; `null` for the anonymous ones (open mode), from every address. */
     closeAll(tokenId: string | null, reason: string) {
-      for (const close of [...(byPrincipal.get(tokenId ?? 'open') ?? [])]) close(reason);
+      const keys = tokenId ? [tokenId] : [...byHolder.keys()].filter((key) => key.startsWith(ANONYMOUS));
+      for (const key of keys) for (const close of [...(byHolder.get(key) ?? [])]) close(reason);
     },
     get size() {
       let n = 0;
-      for (const set of byPrincipal.values()) n += set.size;
+      for (const set of byHolder.values()) n += set.size;
       return n;
     },
   };

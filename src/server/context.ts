@@ -71,7 +71,7 @@ export function createRequestAuth({ services, guard, connections }: { services: 
             streams.delete(complete);
           });
           try {
-            release = connections.add(principal, (reason) => end(unauthenticated(reason)));
+            release = connections.add(principal, (initial.req as IncomingMessage | undefined)?.socket.remoteAddress, (reason) => end(unauthenticated(reason)));
           } catch (error) {
             void iterator.return?.();
             throw asHttpError(error);

@@ -64,7 +64,7 @@ export function serveWebSockets({
         const { socket } = ctx.extra;
         try {
           const principal = await authenticate(ctx.connectionParams?.authorization, ctx.extra.request.headers, ctx.extra.request.socket.remoteAddress);
-          const release = connections.add(principal, (reason) => socket.close(CloseCode.Unauthorized, reason));
+          const release = connections.add(principal, ctx.extra.request.socket.remoteAddress, (reason) => socket.close(CloseCode.Unauthorized, reason));
           // Freed with the socket itself: graphql-ws's onClose waits until every subscription's return() settles.
           socket.once('close', release);
           return true;

@@ -15,6 +15,7 @@ export function taskHarness(database: TestDatabase, alerts: Partial<AlertSetting
   const bus = createEventBus();
   const services = createServices({
     prisma: database.db.prisma,
+    query: database.db.query,
     clock,
     bus,
     monitor: { enabled: false, intervalMs: 60_000, heartbeatTimeoutMs: 3_600_000, stallTimeoutMs: 3_600_000, action: 'cancel', ...monitor },

@@ -472,6 +472,7 @@ const verdict = (ok: boolean) => (ok ? 'met' : 'missed');
 
 async function main() {
   const startedAt = new Date();
+  const loadAtStart = os.loadavg()[0]!;
   const pgVersion = await ensureDatabase(DATABASE_URL);
   const redis = new Redis(REDIS_URL);
   const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? '?';
@@ -584,7 +585,7 @@ async function main() {
       '',
       `Latest run: ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, \`${command}\` (about ${Math.round((Date.now() - startedAt.getTime()) / 60_000)} min).`,
       '',
-      `Machine: ${cpus.length} × ${cpus[0]?.model.trim() ?? '?'}, ${fmt(os.totalmem() / 2 ** 30, 1)} GB, ${os.type()} ${os.release()}; Node ${process.version}; PostgreSQL ${pgVersion} on 127.0.0.1; Redis ${redisVersion}.`,
+      `Machine: ${cpus.length} × ${cpus[0]?.model.trim() ?? '?'}, ${fmt(os.totalmem() / 2 ** 30, 1)} GB, ${os.type()} ${os.release()}; load average ${fmt(loadAtStart, 1)} at the start (other work on the machine skews every figure; read the same-run ratios); Node ${process.version}; PostgreSQL ${pgVersion} on 127.0.0.1; Redis ${redisVersion}.`,
       `Versions: graphql-yoga ${versionOf('graphql-yoga')}, graphql-ws ${versionOf('graphql-ws')}, ws ${versionOf('ws')}, Prisma ${versionOf('@prisma/client')}, BullMQ ${versionOf('bullmq')}, autocannon ${versionOf('autocannon')}.`,
       'Each server runs in its own process; the load generator, the BullMQ clients and the subscribers run in one more, on the same machine. Taskwarden runs with its monitor off and no token (the loopback default).',
       '',

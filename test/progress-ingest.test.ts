@@ -97,7 +97,7 @@ describeEachDatabase('progress ingest [%s]', (kind) => {
     expect(await snapshot(h.prisma, task.id)).toEqual(before);
   });
 
-  it('never lets 50 racing reporters overwrite the terminal state a forceComplete set', async () => {
+  it('never lets 50 racing reporters overwrite the terminal state a forceComplete set', { timeout: 120_000 }, async () => {
     const { task, leaseToken } = await taskIn(h.tasks, 'RUNNING');
     let forced: Awaited<ReturnType<typeof h.tasks.forceComplete>> | undefined;
     const acknowledgedAfter: number[] = [];
@@ -208,7 +208,7 @@ describeEachDatabase('progress ingest [%s]', (kind) => {
     } finally {
       if (dir) rmSync(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 180_000);
 });
 
 describeEachDatabase('reportProgressBatch over GraphQL [%s]', (kind) => {

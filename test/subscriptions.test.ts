@@ -253,7 +253,9 @@ describeEachDatabase('live updates [%s]', (kind) => {
     try {
       const id = (await hooked.ok(`mutation { createTask(input: { name: "raced" }) { id } }`)).createTask.id as string;
       const lease = (await hooked.ok(`mutation($id: ID!) { startTask(id: $id, workerId: "w") { leaseToken } }`, { id })).startTask.leaseToken as string;
-      const report = (p: number) => hooked.ok(`mutation($id: ID!, $l: String!, $p: Float) { reportProgress(id: $id, leaseToken: $l, progress: $p) { id } }`, { id, l: lease, p });
+      // A new message each time: the history keeps every change of message (progress alone is sampled).
+      const report = (p: number) =>
+        hooked.ok(`mutation($id: ID!, $l: String!, $p: Float, $m: String) { reportProgress(id: $id, leaseToken: $l, progress: $p, message: $m) { id } }`, { id, l: lease, p, m: `at ${p}` });
       const [created] = (await hooked.ok(`query($id: ID!) { taskEvents(taskId: $id) { id } }`, { id })).taskEvents;
 
       // A live subscriber on the same instance shows when the feed has published the racing event.

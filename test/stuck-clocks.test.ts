@@ -125,7 +125,8 @@ describeEachDatabase('the heartbeat and stall clocks [%s]', (kind) => {
       const db = await openDatabase({ url: url.toString() }, { migrate: false });
       try {
         const settings = { enabled: true, intervalMs: MINUTE, action: 'cancel', ...clocks } as MonitorSettings;
-        const monitor = createMonitor({ ...h.services, prisma: db.prisma, settings, log: pino({ level: 'silent' }) });
+        // Every service on the cut-off connection: the sweep reads and writes through the task service and its unit of work.
+        const { monitor } = createServices({ prisma: db.prisma, clock: h.clock, bus: h.bus, monitor: settings, log: pino({ level: 'silent' }) });
         const task = await running('cut off');
         h.clock.advance(3 * MINUTE);
         await proxy.cut();

@@ -102,7 +102,10 @@ async function gql<T = any>(url: string, query: string, variables: Record<string
 async function startTasks(url: string, n: number, kind: string): Promise<{ id: string; leaseToken: string }[]> {
   const out = [];
   for (let i = 0; i < n; i++) {
-    const { createTask } = await gql(url, 'mutation($n: String!, $k: String!) { createTask(input: { name: $n, kind: $k }) { id } }', { n: `${kind} ${i}`, k: kind });
+    const { createTask } = await gql(url, 'mutation($n: String!, $k: String!) { createTask(input: { name: $n, kind: $k }) { id } }', {
+      n: `${kind} ${i}`,
+      k: kind,
+    });
     const { startTask } = await gql(url, 'mutation($id: ID!) { startTask(id: $id, workerId: "bench") { leaseToken } }', { id: createTask.id });
     out.push({ id: createTask.id as string, leaseToken: startTask.leaseToken as string });
   }
@@ -244,8 +247,12 @@ async function bullmqShape() {
 async function batchShape(taskwarden: Child) {
   const url = taskwarden.url;
   for (let i = 0; i < BATCH_TASKS; i += 100) {
-    await gql(url, `mutation { ${Array.from({ length: Math.min(100, BATCH_TASKS - i) }, (_, j) => `t${j}: createTask(input: { name: "batch ${i + j}", kind: "bench-batch" }) { id }`).join(' ')} }`).catch(async () => {
-      for (let j = i; j < Math.min(i + 100, BATCH_TASKS); j++) await gql(url, `mutation { createTask(input: { name: "batch ${j}", kind: "bench-batch" }) { id } }`);
+    await gql(
+      url,
+      `mutation { ${Array.from({ length: Math.min(100, BATCH_TASKS - i) }, (_, j) => `t${j}: createTask(input: { name: "batch ${i + j}", kind: "bench-batch" }) { id }`).join(' ')} }`,
+    ).catch(async () => {
+      for (let j = i; j < Math.min(i + 100, BATCH_TASKS); j++)
+        await gql(url, `mutation { createTask(input: { name: "batch ${j}", kind: "bench-batch" }) { id } }`);
     });
   }
   let end = Infinity;
@@ -354,17 +361,19 @@ async function rawWsShape(peer: Child, n: number) {
   const latencies: number[] = [];
   let delivered = 0;
   let sent = 0;
-  const sockets = (await connectAll(n, () =>
-    new Promise<WebSocket>((resolve, reject) => {
-      const socket = new WebSocket(peer.url);
-      socket.on('open', () => resolve(socket));
-      socket.on('error', reject);
-      socket.on('message', (data) => {
-        JSON.parse(String(data));
-        delivered++;
-        latencies.push(performance.now() - sent);
-      });
-    }),
+  const sockets = (await connectAll(
+    n,
+    () =>
+      new Promise<WebSocket>((resolve, reject) => {
+        const socket = new WebSocket(peer.url);
+        socket.on('open', () => resolve(socket));
+        socket.on('error', reject);
+        socket.on('message', (data) => {
+          JSON.parse(String(data));
+          delivered++;
+          latencies.push(performance.now() - sent);
+        });
+      }),
   )) as WebSocket[];
   const control = new WebSocket(peer.url);
   await new Promise((resolve) => control.on('open', resolve));
@@ -453,7 +462,9 @@ async function ensureDatabase(url: string) {
   }
   const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
   // Start from empty tables each run (the bench's own database).
-  await client.query(`DO $$ BEGIN IF to_regclass('"Task"') IS NOT NULL THEN TRUNCATE "Task", "TaskEvent" CASCADE; END IF; IF to_regclass('"TaskCount"') IS NOT NULL THEN TRUNCATE "TaskCount"; END IF; END $$`);
+  await client.query(
+    `DO $$ BEGIN IF to_regclass('"Task"') IS NOT NULL THEN TRUNCATE "Task", "TaskEvent" CASCADE; END IF; IF to_regclass('"TaskCount"') IS NOT NULL THEN TRUNCATE "TaskCount"; END IF; END $$`,
+  );
   await client.end();
   return rows[0]!.server_version;
 }
@@ -466,7 +477,8 @@ function versionOf(pkg: string): string {
   }
 }
 
-const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+const fmt = (x: number, digits = 0) =>
+  Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a';
 const ratio = (x: number) => (Number.isFinite(x) ? `${x >= 10 ? fmt(x, 0) : x >= 1 ? fmt(x, 2) : fmt(x, 3)}x` : 'n/a');
 const verdict = (ok: boolean) => (ok ? 'met' : 'missed');
 
@@ -483,12 +495,18 @@ async function main() {
   const [taskwarden, yoga, rawWs] = await Promise.all([startChild('taskwarden', { env }), startChild('yoga'), startChild('ws')]);
   try {
     if (ONLY) {
-      const show = (name: string, value: unknown) => console.log(name, JSON.stringify(value, (_k, v) => (typeof v === 'number' ? round(v, 1) : v)));
+      const show = (name: string, value: unknown) =>
+        console.log(
+          name,
+          JSON.stringify(value, (_k, v) => (typeof v === 'number' ? round(v, 1) : v)),
+        );
       if (runs('http')) show('http', await httpShape(taskwarden, yoga));
       if (runs('loop')) show('loop', await loopShape(taskwarden));
       if (runs('bullmq')) show('bullmq', await bullmqShape());
       if (runs('batch')) show('batch', await batchShape(taskwarden));
-      if (runs('fanout')) for (const n of FANOUT) show(`fanout ${n}`, [await fanOutShape(taskwarden, n, { before: await taskwarden.ask<MemoryFigures>('mem') }), await rawWsShape(rawWs, n)]);
+      if (runs('fanout'))
+        for (const n of FANOUT)
+          show(`fanout ${n}`, [await fanOutShape(taskwarden, n, { before: await taskwarden.ask<MemoryFigures>('mem') }), await rawWsShape(rawWs, n)]);
       if (runs('profile')) show('profile', await profileShape(env));
       if (runs('sweep')) show('sweep', await sweepShape());
       return;
@@ -593,7 +611,7 @@ async function main() {
       '',
       profileTable,
       '',
-      'The monitor\'s sweep (in-process, same database): ' +
+      "The monitor's sweep (in-process, same database): " +
         sweeps.map((s) => `${fmt(s.running)} running + ${fmt(s.finished)} finished, median ${fmt(s.median, 1)} ms`).join('; ') +
         '. Its cost follows the running tasks, not the table.',
       '',

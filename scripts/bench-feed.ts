@@ -25,7 +25,11 @@ const report = ({ task, leaseToken }: (typeof leases)[number]) => tasks.reportPr
 async function flatOut(n: number) {
   let sent = 0;
   const start = performance.now();
-  await Promise.all(leases.map(async (lease) => { while (sent++ < n) await report(lease); }));
+  await Promise.all(
+    leases.map(async (lease) => {
+      while (sent++ < n) await report(lease);
+    }),
+  );
   return Math.round((n / (performance.now() - start)) * 1000);
 }
 
@@ -35,7 +39,10 @@ const idle = await flatOut(Number(args.reports));
 // One graphql-ws subscriber: the feed now reads after every wakeup.
 const ws = createClient({ url: server.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket });
 const arrivals = new Map<string, number>();
-ws.subscribe({ query: 'subscription { taskUpdated { message } }' }, { next: (m: any) => arrivals.set(m.data.taskUpdated.message, performance.now()), error: () => {}, complete: () => {} });
+ws.subscribe(
+  { query: 'subscription { taskUpdated { message } }' },
+  { next: (m: any) => arrivals.set(m.data.taskUpdated.message, performance.now()), error: () => {}, complete: () => {} },
+);
 while (bus.subscriberCount('task:settled') < 1) await new Promise((r) => setTimeout(r, 10));
 const following = await flatOut(Number(args.reports));
 

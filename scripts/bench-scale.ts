@@ -194,16 +194,34 @@ async function measure(target: Target, name: string, goalMs: number, call: () =>
   if (main && args.explain) {
     try {
       const params = JSON.parse(main.params) as unknown[];
-      const rows = await target.raw(`EXPLAIN (ANALYZE, BUFFERS) ${main.query}`, params.map((p) => (p !== null && typeof p === "object" && !Array.isArray(p) ? JSON.stringify(p) : p)));
+      const rows = await target.raw(
+        `EXPLAIN (ANALYZE, BUFFERS) ${main.query}`,
+        params.map((p) => (p !== null && typeof p === 'object' && !Array.isArray(p) ? JSON.stringify(p) : p)),
+      );
       plan = rows.map((r) => String(Object.values(r)[0])).join('\n');
     } catch (error) {
       plan = `(EXPLAIN failed: ${(error as Error).message})`;
     }
   }
-  const figure = { name, goalMs, medianMs: median(times), minMs: Math.min(...times), maxMs: Math.max(...times), statement: main?.query.replace(/\s+/g, ' ').trim() ?? '', plan };
-  console.log(`\n${target.provider} ${target.size.toLocaleString('en-US')}: ${name}: ${figure.medianMs.toFixed(1)} ms (${figure.minMs.toFixed(1)}–${figure.maxMs.toFixed(1)}), goal ≤ ${goalMs} ms`);
+  const figure = {
+    name,
+    goalMs,
+    medianMs: median(times),
+    minMs: Math.min(...times),
+    maxMs: Math.max(...times),
+    statement: main?.query.replace(/\s+/g, ' ').trim() ?? '',
+    plan,
+  };
+  console.log(
+    `\n${target.provider} ${target.size.toLocaleString('en-US')}: ${name}: ${figure.medianMs.toFixed(1)} ms (${figure.minMs.toFixed(1)}–${figure.maxMs.toFixed(1)}), goal ≤ ${goalMs} ms`,
+  );
   console.log(`  main statement: ${figure.statement.slice(0, 400)}`);
-  console.log(plan.split('\n').map((line) => `    ${line}`).join('\n'));
+  console.log(
+    plan
+      .split('\n')
+      .map((line) => `    ${line}`)
+      .join('\n'),
+  );
   return figure;
 }
 
@@ -239,7 +257,9 @@ async function benchTarget(target: Target): Promise<{ seedSeconds: number; figur
   );
   const deep = await services.tasks.list({}, { take: 1, skip: 5000 });
   await add('tasks(first:20, after: 5,000 rows in)', 50, () => services.tasks.list({}, { take: 21, skip: 1, cursor: { id: deep[0]!.id } }));
-  await add('tasks(search:"bt 12345") with totalCount', 50, () => Promise.all([services.tasks.list({ search: 'bt 12345' }, page), services.tasks.count({ search: 'bt 12345' })]));
+  await add('tasks(search:"bt 12345") with totalCount', 50, () =>
+    Promise.all([services.tasks.list({ search: 'bt 12345' }, page), services.tasks.count({ search: 'bt 12345' })]),
+  );
   await add('stuckTasks(timeoutMinutes:60)', 100, () => services.tasks.stuck(services.monitor.rules(60 * 60_000)));
   await add('cleanupStuck(autoFix:false)', 100, () => services.monitor.cleanup({ timeoutMs: 60 * 60_000, autoFix: false, action: 'cancel' }));
   await add('sweep with nothing to fix', 100, () => services.monitor.sweepNow());
@@ -249,7 +269,10 @@ async function benchTarget(target: Target): Promise<{ seedSeconds: number; figur
 }
 
 function machine(): string {
-  return `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GB, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, Node ${process.version}`;
+  return `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GB, load ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}, Node ${process.version}`;
 }
 
 async function main() {
@@ -291,7 +314,10 @@ async function main() {
     '',
     `| figure (ms) | goal | ${columns.join(' | ')} | 1M / 100k (Postgres) |`,
     `|---|---|${columns.map(() => '---|').join('')}---|`,
-    ...names.map((name) => `| ${name} | ≤ ${results[0]!.figures.find((f) => f.name === name)!.goalMs} | ${results.map((r) => r.figures.find((f) => f.name === name)!.medianMs.toFixed(1)).join(' | ')} | ${ratio(name)} |`),
+    ...names.map(
+      (name) =>
+        `| ${name} | ≤ ${results[0]!.figures.find((f) => f.name === name)!.goalMs} | ${results.map((r) => r.figures.find((f) => f.name === name)!.medianMs.toFixed(1)).join(' | ')} | ${ratio(name)} |`,
+    ),
     '',
   ];
   const heading = '## Data at scale';
@@ -302,7 +328,8 @@ async function main() {
   const text = readFileSync(args.output, 'utf8');
   const start = text.indexOf(heading);
   const next = text.indexOf('\n## ', start + heading.length);
-  const updated = next < 0 ? `${text.replace(/\n*$/, '\n')}${lines.join('\n')}` : `${text.slice(0, next).replace(/\n*$/, '\n')}${lines.join('\n')}\n${text.slice(next)}`;
+  const updated =
+    next < 0 ? `${text.replace(/\n*$/, '\n')}${lines.join('\n')}` : `${text.slice(0, next).replace(/\n*$/, '\n')}${lines.join('\n')}\n${text.slice(next)}`;
   writeFileSync(args.output, updated);
   console.log(lines.join('\n'));
   console.log(`appended to ${args.output}`);

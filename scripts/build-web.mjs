@@ -25,7 +25,9 @@ function* files(path) {
   for (const entry of readdirSync(path).sort()) yield* files(join(path, entry));
 }
 
-const fingerprint = createHash('sha256').update([...inputs.flatMap((input) => [...files(join(root, input))])].join('\n')).digest('hex');
+const fingerprint = createHash('sha256')
+  .update([...inputs.flatMap((input) => [...files(join(root, input))])].join('\n'))
+  .digest('hex');
 if (!process.argv.includes('--force') && existsSync(join(dist, 'index.html')) && existsSync(stamp) && readFileSync(stamp, 'utf8') === fingerprint) {
   console.log('The dashboard in web/dist is up to date.');
   process.exit(0);

@@ -35,7 +35,8 @@ for (const [name, least] of Object.entries(expected)) {
   else if (passed < least) problems.push(`${name}: ${passed} tests passed, at least ${least} expected`);
 }
 for (const [name, tests] of files) {
-  if (!(name in expected)) rows.push(`${String(tests.filter((t) => t.status === 'passed').length).padStart(5)} passed (not listed in ${expectedPath})  ${name}`);
+  if (!(name in expected))
+    rows.push(`${String(tests.filter((t) => t.status === 'passed').length).padStart(5)} passed (not listed in ${expectedPath})  ${name}`);
 }
 
 // The same suites by name, so a file cannot keep its count while losing a whole variant.

@@ -17,7 +17,12 @@ const dataDir = mkdtempSync(join(tmpdir(), 'taskwarden-start-'));
 
 function readyAfter([command, args]) {
   const began = performance.now();
-  const child = spawn(command, args, { cwd: root, detached: true, env: { ...process.env, PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, {
+    cwd: root,
+    detached: true,
+    env: { ...process.env, PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_FORMAT: 'json' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   return new Promise((resolve, reject) => {
     const onData = (chunk) => {
@@ -30,7 +35,10 @@ function readyAfter([command, args]) {
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', (chunk) => (output += chunk));
-    child.on('exit', (code) => code !== null && !output.includes('Taskwarden is ready') && reject(new Error(`${command} ${args.join(' ')} exited with ${code}:\n${output}`)));
+    child.on(
+      'exit',
+      (code) => code !== null && !output.includes('Taskwarden is ready') && reject(new Error(`${command} ${args.join(' ')} exited with ${code}:\n${output}`)),
+    );
   });
 }
 
@@ -46,7 +54,9 @@ try {
     }
   }
   for (const [name, values] of Object.entries(times)) {
-    console.log(`${name}: median ${(median(values) / 1000).toFixed(2)} s (min ${(Math.min(...values) / 1000).toFixed(2)}, max ${(Math.max(...values) / 1000).toFixed(2)}) over ${runs} runs`);
+    console.log(
+      `${name}: median ${(median(values) / 1000).toFixed(2)} s (min ${(Math.min(...values) / 1000).toFixed(2)}, max ${(Math.max(...values) / 1000).toFixed(2)}) over ${runs} runs`,
+    );
   }
   const ratios = times['npm start'].map((value, i) => value / times['npm run start:prod'][i]);
   console.log(`npm start / start:prod, run by run: median ${median(ratios).toFixed(2)}`);

@@ -36,19 +36,20 @@ const durationOrOff = (example: string) =>
     return value;
   });
 
-const boolean = z
-  .string()
-  .transform((text, ctx) => {
-    const value = { true: true, '1': true, yes: true, on: true, false: false, '0': false, no: false, off: false }[text.trim().toLowerCase()];
-    if (value === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'expected true or false' });
-      return z.NEVER;
-    }
-    return value;
-  });
+const boolean = z.string().transform((text, ctx) => {
+  const value = { true: true, '1': true, yes: true, on: true, false: false, '0': false, no: false, off: false }[text.trim().toLowerCase()];
+  if (value === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected true or false' });
+    return z.NEVER;
+  }
+  return value;
+});
 
 const positiveInt = (example: number) =>
-  z.coerce.number({ message: `expected a whole number such as ${example}` }).int(`expected a whole number such as ${example}`).positive(`expected a whole number such as ${example}`);
+  z.coerce
+    .number({ message: `expected a whole number such as ${example}` })
+    .int(`expected a whole number such as ${example}`)
+    .positive(`expected a whole number such as ${example}`);
 
 const envTokens = z.string().transform((text, ctx) => {
   const tokens = parseEnvTokens(text);
@@ -57,7 +58,11 @@ const envTokens = z.string().transform((text, ctx) => {
   return z.NEVER;
 });
 
-const list = (text: string) => text.split(',').map((e) => e.trim()).filter(Boolean);
+const list = (text: string) =>
+  text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
 
 const origins = z.string().transform((text, ctx) => {
   const parsed: string[] = [];
@@ -69,7 +74,10 @@ const origins = z.string().transform((text, ctx) => {
       // reported below
     }
     if (!origin || origin === 'null' || entry.replace(/\/$/, '') !== origin) {
-      ctx.addIssue({ code: 'custom', message: `expected origins such as https://ops.example.com or http://localhost:5173, separated by commas (got ${entry})` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected origins such as https://ops.example.com or http://localhost:5173, separated by commas (got ${entry})`,
+      });
       return z.NEVER;
     }
     parsed.push(origin);
@@ -99,7 +107,10 @@ const webhookEntry = z.object({
 
 const webhookUrls = z.string().transform((text, ctx) => {
   const hooks: WebhookConfig[] = [];
-  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const match = /^(?:(json|slack|feishu)=)?(https?:\/\/\S+)$/.exec(entry);
     if (!match) {
       ctx.addIssue({ code: 'custom', message: 'expected http(s) URLs separated by commas, each optionally prefixed with slack= or feishu=' });
@@ -113,7 +124,10 @@ const webhookUrls = z.string().transform((text, ctx) => {
 const retryBackoff = z.string().transform((text, ctx) => {
   const parsed = parseBackoff(text, parseDuration);
   if (!parsed) {
-    ctx.addIssue({ code: 'custom', message: 'expected initial delay, factor and cap separated by commas, such as 30s,2,30m (factor from 1 to 100, cap at least the initial delay)' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected initial delay, factor and cap separated by commas, such as 30s,2,30m (factor from 1 to 100, cap at least the initial delay)',
+    });
     return z.NEVER;
   }
   return parsed;
@@ -158,7 +172,10 @@ export const envSchema = z.object({
     .regex(/^postgres(ql)?:\/\/.+/, 'expected a postgres:// or postgresql:// URL (leave it unset for the embedded database)')
     .optional(),
   DATA_DIR: z.string().min(1, 'expected a folder path').default('./data'),
-  REDIS_URL: z.string().regex(/^rediss?:\/\/.+/, 'expected a redis:// or rediss:// URL').optional(),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\/.+/, 'expected a redis:// or rediss:// URL')
+    .optional(),
   MONITOR_ENABLED: boolean.default(true),
   MONITOR_INTERVAL: duration('30m').default(ms('15s')),
   HEARTBEAT_TIMEOUT: duration('2m').default(ms('2m')),

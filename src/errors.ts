@@ -38,5 +38,4 @@ export class TaskwardenError extends Error {
   }
 }
 
-export const badInput = (field: string, message: string) =>
-  new TaskwardenError('BAD_USER_INPUT', `${field}: ${message}`, { field });
+export const badInput = (field: string, message: string) => new TaskwardenError('BAD_USER_INPUT', `${field}: ${message}`, { field });

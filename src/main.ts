@@ -61,19 +61,16 @@ function announce(taskwarden: Taskwarden, config: Config, log: Logger) {
     graphiql: config.introspection ? taskwarden.url : undefined,
     data: taskwarden.db.provider === 'pglite' ? `embedded database in ${taskwarden.db.location}` : `PostgreSQL at ${taskwarden.db.location}`,
     tokensRequired: taskwarden.tokensRequired,
-    monitor: monitor.enabled ? `every ${ms(monitor.intervalMs)}, no heartbeat for ${ms(monitor.heartbeatTimeoutMs)} or no progress for ${ms(monitor.stallTimeoutMs)} is stuck, action ${monitor.action}` : 'off',
+    monitor: monitor.enabled
+      ? `every ${ms(monitor.intervalMs)}, no heartbeat for ${ms(monitor.heartbeatTimeoutMs)} or no progress for ${ms(monitor.stallTimeoutMs)} is stuck, action ${monitor.action}`
+      : 'off',
   };
   const tokens = ready.tokensRequired
     ? 'required (Authorization: Bearer <token>; the dashboard takes one in Settings)'
     : 'NOT required: no API token exists, so every request on this machine may do anything (create one: npx taskwarden token create --role admin --name <you>)';
   const headline = `Taskwarden is ready: the dashboard at ${ready.dashboard}, ${ready.graphiql ? 'GraphiQL and the API' : 'the API'} at ${ready.api}`;
   if (isPretty({ format: config.logFormat })) {
-    const lines = [
-      headline,
-      `  data     ${ready.data}`,
-      `  tokens   ${tokens}`,
-      `  monitor  ${ready.monitor}`,
-    ];
+    const lines = [headline, `  data     ${ready.data}`, `  tokens   ${tokens}`, `  monitor  ${ready.monitor}`];
     process.stdout.write(`${lines.join('\n')}\n`);
   } else {
     log.info(ready, headline);

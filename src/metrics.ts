@@ -178,7 +178,11 @@ export function createMetrics() {
         async collect() {
           // From the counters: a scrape costs the same at a million tasks as at ten.
           const counts = await readCounts(services.prisma).catch(() => []);
-          for (const status of Object.values(TaskStatus)) this.set({ status }, counts.filter((c) => c.status === status).reduce((sum, c) => sum + c.n, 0));
+          for (const status of Object.values(TaskStatus))
+            this.set(
+              { status },
+              counts.filter((c) => c.status === status).reduce((sum, c) => sum + c.n, 0),
+            );
         },
       });
       new Gauge({

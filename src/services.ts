@@ -75,13 +75,30 @@ export function createServices(deps: {
   });
   const commit = createCommit({ prisma, bus, alerts, observe: deps.observe?.change });
   const scheduling = deps.scheduling ?? defaultSchedulingSettings();
-  const tasks = createTaskService({ prisma, clock, commit, bus, alerts, retryBackoff: scheduling.retryBackoff, serialDatabase: deps.serialDatabase,
+  const tasks = createTaskService({
+    prisma,
+    clock,
+    commit,
+    bus,
+    alerts,
+    retryBackoff: scheduling.retryBackoff,
+    serialDatabase: deps.serialDatabase,
     progressHistoryIntervalMs: deps.progressHistoryIntervalMs,
     query: deps.query,
   });
   const tokens = createTokenService({ prisma, clock, bus, envTokens: deps.envTokens });
   const feed = createEventFeed({ prisma, bus, log: log.child({ component: 'feed' }) });
-  const monitor = createMonitor({ prisma, commit, tasks, clock, bus, alerts, settings: deps.monitor, log: log.child({ component: 'monitor' }), onSweep: deps.observe?.sweep });
+  const monitor = createMonitor({
+    prisma,
+    commit,
+    tasks,
+    clock,
+    bus,
+    alerts,
+    settings: deps.monitor,
+    log: log.child({ component: 'monitor' }),
+    onSweep: deps.observe?.sweep,
+  });
   return {
     prisma,
     clock,

@@ -22,11 +22,15 @@ describeEachDatabase('alerts [%s]', (kind) => {
   async function setup(env: Record<string, string>) {
     const database = await openTestDatabase(kind);
     const server = await startTestServer(database, { ALERT_RETRY_BASE: '50ms', ALERT_POLL_INTERVAL: '100ms', ...env });
-    cleanup.push(() => database.close(), () => server.stop());
+    cleanup.push(
+      () => database.close(),
+      () => server.stop(),
+    );
     return { database, server };
   }
   async function runningTask(server: TestServer, name: string, kind = 'backtest') {
-    const id = (await server.ok(`mutation($n: String!, $k: String) { createTask(input: { name: $n, kind: $k }) { id } }`, { n: name, k: kind })).createTask.id as string;
+    const id = (await server.ok(`mutation($n: String!, $k: String) { createTask(input: { name: $n, kind: $k }) { id } }`, { n: name, k: kind })).createTask
+      .id as string;
     const lease = (await server.ok(`mutation($id: ID!) { startTask(id: $id, workerId: "w-1") { leaseToken } }`, { id })).startTask.leaseToken as string;
     return { id, lease };
   }
@@ -114,12 +118,22 @@ describeEachDatabase('alerts [%s]', (kind) => {
         ],
       }),
     );
-    cleanup.push(() => all.close(), () => slack.close(), () => feishu.close(), () => rulesOnly.close(), () => kindsOnly.close());
+    cleanup.push(
+      () => all.close(),
+      () => slack.close(),
+      () => feishu.close(),
+      () => rulesOnly.close(),
+      () => kindsOnly.close(),
+    );
     const { server } = await setup({ ALERT_WEBHOOK_URLS: `${all.url},slack=${slack.url}`, ALERT_CONFIG: file });
     const { id, lease } = await runningTask(server, 'will fail');
     await server.ok(`mutation { failTask(id: "${id}", leaseToken: "${lease}", error: "ValueError: empty price series\\n  at load") { id } }`);
     await until(() => all.accepted.length === 1 && slack.accepted.length === 1);
-    expect(all.received[0]!.body).toMatchObject({ rule: 'task.failed', summary: 'Task "will fail" failed: ValueError: empty price series (by w-1).', details: { error: 'ValueError: empty price series\n  at load' } });
+    expect(all.received[0]!.body).toMatchObject({
+      rule: 'task.failed',
+      summary: 'Task "will fail" failed: ValueError: empty price series (by w-1).',
+      details: { error: 'ValueError: empty price series\n  at load' },
+    });
     expect(slack.received[0]!.body).toEqual({ text: expect.stringContaining('Task "will fail" failed') });
     await runningTask(server, 'stuck optimiser', 'optimize');
     server.clock.advance(2 * HOUR);
@@ -162,7 +176,8 @@ describeEachDatabase('alerts [%s]', (kind) => {
     const receiver = await startReceiver();
     cleanup.push(() => receiver.close());
     const { server } = await setup({ ALERT_WEBHOOK_URLS: receiver.url, ALERT_PENDING_AFTER: '10m', HEARTBEAT_TIMEOUT: '1h', STALL_TIMEOUT: '1h' });
-    const create = async (name: string) => (await server.ok(`mutation($n: String!) { createTask(input: { name: $n, kind: "gpu" }) { id } }`, { n: name })).createTask.id as string;
+    const create = async (name: string) =>
+      (await server.ok(`mutation($n: String!) { createTask(input: { name: $n, kind: "gpu" }) { id } }`, { n: name })).createTask.id as string;
     const sweep = () => server.ok('mutation { runMonitorSweep { ran } }');
     const waiting = await create('no worker for me');
     await runningTask(server, 'picked up at once', 'gpu');
@@ -209,7 +224,10 @@ describeEachDatabase('alerts [%s]', (kind) => {
     expect(rules('failures.burst')).toEqual([]); // four failures in the window, but two of each kind
     await fail('optimize');
     await until(() => rules('failures.burst').length === 1);
-    expect(rules('failures.burst')[0]!.body).toMatchObject({ details: { kind: 'optimize', failures: 3 }, summary: '3 "optimize" tasks failed within 10 minutes.' });
+    expect(rules('failures.burst')[0]!.body).toMatchObject({
+      details: { kind: 'optimize', failures: 3 },
+      summary: '3 "optimize" tasks failed within 10 minutes.',
+    });
     await fail('backtest');
     await until(() => rules('failures.burst').length === 2);
     await new Promise((r) => setTimeout(r, 300));
@@ -269,7 +287,10 @@ describeEachDatabase('alerts [%s]', (kind) => {
       // The second instance opens its own connections, as another machine would.
       const second = await openDatabase(database.target, { migrate: false });
       const b = await startTestServer({ ...database, db: second }, { LOG_LEVEL: 'silent', ALERT_RETRY_BASE: '50ms', ...env });
-      cleanup.push(() => second.close(), () => b.stop());
+      cleanup.push(
+        () => second.close(),
+        () => b.stop(),
+      );
       const failMany = async (server: TestServer, n: number) => {
         for (let i = 0; i < n; i++) {
           const { id, lease } = await runningTask(server, `fails ${i}`);
@@ -306,10 +327,20 @@ describeEachDatabase('alerts [%s]', (kind) => {
       const proxy = await startProxy({ host: url.hostname, port: Number(url.port || 5432) });
       url.port = String(proxy.port);
       const proxied = await openDatabase({ url: url.toString() }, { migrate: false });
-      cleanup.push(() => proxy.close(), () => proxied.close());
+      cleanup.push(
+        () => proxy.close(),
+        () => proxied.close(),
+      );
       const server = await startTestServer(
         { ...database, db: proxied },
-        { ALERT_WEBHOOK_URLS: receiver.url, MONITOR_ENABLED: 'true', MONITOR_INTERVAL: '100ms', ALERT_SWEEP_FAILURES: '2', ALERT_POLL_INTERVAL: '100ms', ALERT_RETRY_BASE: '50ms' },
+        {
+          ALERT_WEBHOOK_URLS: receiver.url,
+          MONITOR_ENABLED: 'true',
+          MONITOR_INTERVAL: '100ms',
+          ALERT_SWEEP_FAILURES: '2',
+          ALERT_POLL_INTERVAL: '100ms',
+          ALERT_RETRY_BASE: '50ms',
+        },
       );
       cleanup.push(() => server.stop());
       await proxy.cut();
@@ -382,11 +413,7 @@ describe('observability', () => {
       return parsePrometheus(text) as { name: string; metrics: { value?: string; labels?: Record<string, string>; count?: string }[] }[];
     };
     const value = (families: Awaited<ReturnType<typeof scrape>>, name: string, labels: Record<string, string> = {}) =>
-      Number(
-        families
-          .find((f) => f.name === name)
-          ?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value ?? 0,
-      );
+      Number(families.find((f) => f.name === name)?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value ?? 0);
     const before = await scrape();
     const { id } = (await server.ok('mutation { createTask(input: { name: "measured" }) { id } }')).createTask;
     await server.ok(`mutation { startTask(id: "${id}", workerId: "w") { leaseToken } }`);
@@ -394,7 +421,10 @@ describe('observability', () => {
     await server.ok('mutation { runMonitorSweep { ran } }');
     await server.gql('{ nope }');
     const after = await scrape();
-    expect(value(after, 'taskwarden_task_transitions_total', { type: 'CREATED', actor: 'api' }) - value(before, 'taskwarden_task_transitions_total', { type: 'CREATED', actor: 'api' })).toBe(1);
+    expect(
+      value(after, 'taskwarden_task_transitions_total', { type: 'CREATED', actor: 'api' }) -
+        value(before, 'taskwarden_task_transitions_total', { type: 'CREATED', actor: 'api' }),
+    ).toBe(1);
     expect(value(after, 'taskwarden_task_transitions_total', { type: 'STARTED', actor: 'worker' })).toBe(1);
     expect(value(after, 'taskwarden_task_transitions_total', { type: 'CANCELLED', actor: 'monitor' })).toBe(1);
     expect(value(after, 'taskwarden_stuck_detections_total', { reason: 'NO_HEARTBEAT', action: 'cancel' })).toBe(1);
@@ -449,7 +479,11 @@ describe('observability', () => {
     const log = createLogger('error', { destination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
     const server = await startTaskwarden({ config: loadConfig({ PORT: '0', MONITOR_ENABLED: 'false' }), log, db: database.db });
     await database.db.prisma.$executeRawUnsafe('DROP TABLE "TaskEvent" CASCADE');
-    const response = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'mutation { createTask(input: { name: "x" }) { id } }' }) });
+    const response = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'mutation { createTask(input: { name: "x" }) { id } }' }),
+    });
     const requestId = response.headers.get('x-request-id');
     const body = await response.json();
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);

@@ -22,8 +22,7 @@ describeEachDatabase('GraphQL API over HTTP [%s]', (kind) => {
   const create = async (name = 'SMA cross AAPL', extra: Record<string, unknown> = {}) =>
     (await server.ok(`mutation($input: CreateTaskInput!) { createTask(input: $input) { ${TASK} } }`, { input: { name, ...extra } })).createTask;
   const start = async (id: string, workerId = 'worker-1') =>
-    (await server.ok(`mutation($id: ID!, $w: String!) { startTask(id: $id, workerId: $w) { leaseToken task { ${TASK} } } }`, { id, w: workerId }))
-      .startTask;
+    (await server.ok(`mutation($id: ID!, $w: String!) { startTask(id: $id, workerId: $w) { leaseToken task { ${TASK} } } }`, { id, w: workerId })).startTask;
 
   it('walks the first session: create, start, progress, stuck, cleanup, delete', async () => {
     const task = await create('SMA cross AAPL 2015-2024', { params: { fast: 10, slow: 50, symbol: 'AAPL' }, timeoutMinutes: 240 });
@@ -48,7 +47,13 @@ describeEachDatabase('GraphQL API over HTTP [%s]', (kind) => {
     const underMonitor = await server.ok(`mutation { cleanupStuck { autoFix timeoutMinutes found { id } } }`);
     expect(underMonitor.cleanupStuck).toEqual({ autoFix: false, timeoutMinutes: null, found: [] });
     const preview = await server.ok(`mutation { cleanupStuck(timeoutMinutes: 30) { autoFix action timeoutMinutes found { id stuckReason } fixed { id } } }`);
-    expect(preview.cleanupStuck).toEqual({ autoFix: false, action: 'CANCEL', timeoutMinutes: 30, found: [{ id: task.id, stuckReason: 'NO_HEARTBEAT' }], fixed: [] });
+    expect(preview.cleanupStuck).toEqual({
+      autoFix: false,
+      action: 'CANCEL',
+      timeoutMinutes: 30,
+      found: [{ id: task.id, stuckReason: 'NO_HEARTBEAT' }],
+      fixed: [],
+    });
 
     const cleaned = await server.ok(`mutation { cleanupStuck(timeoutMinutes: 30, autoFix: true) { found { id } fixed { id status } } }`);
     expect(cleaned.cleanupStuck.fixed).toEqual([{ id: task.id, status: 'CANCELLED' }]);
@@ -71,19 +76,25 @@ describeEachDatabase('GraphQL API over HTTP [%s]', (kind) => {
     await create('b', { kind: 'optimize' });
     const claimed = await server.ok(`mutation { claimTask(workerId: "w", kinds: ["backtest"]) { leaseToken task { id status } } }`);
     expect(claimed.claimTask.task).toEqual({ id: a.id, status: 'RUNNING' });
-    const failed = await server.ok(`mutation($id: ID!, $l: String!) { failTask(id: $id, leaseToken: $l, error: "division by zero\\n  at step 9") { status error } }`, {
-      id: a.id,
-      l: claimed.claimTask.leaseToken,
-    });
+    const failed = await server.ok(
+      `mutation($id: ID!, $l: String!) { failTask(id: $id, leaseToken: $l, error: "division by zero\\n  at step 9") { status error } }`,
+      {
+        id: a.id,
+        l: claimed.claimTask.leaseToken,
+      },
+    );
     expect(failed.failTask).toEqual({ status: 'FAILED', error: 'division by zero\n  at step 9' });
 
     const c = await create('c');
     const lease = await start(c.id);
-    const done = await server.ok(`mutation($id: ID!, $l: String!, $r: JSON) { completeTask(id: $id, leaseToken: $l, result: $r) { status progress result completedAt } }`, {
-      id: c.id,
-      l: lease.leaseToken,
-      r: { sharpe: 1.31, maxDrawdown: -0.12 },
-    });
+    const done = await server.ok(
+      `mutation($id: ID!, $l: String!, $r: JSON) { completeTask(id: $id, leaseToken: $l, result: $r) { status progress result completedAt } }`,
+      {
+        id: c.id,
+        l: lease.leaseToken,
+        r: { sharpe: 1.31, maxDrawdown: -0.12 },
+      },
+    );
     expect(done.completeTask).toMatchObject({ status: 'COMPLETED', progress: 100, result: { sharpe: 1.31, maxDrawdown: -0.12 } });
   });
 
@@ -104,12 +115,17 @@ describeEachDatabase('GraphQL API over HTTP [%s]', (kind) => {
     const notTerminal = await codeFor(`mutation($id: ID!) { deleteTask(id: $id) }`, { id: task.id });
     expect(notTerminal.extensions).toMatchObject({ code: 'TASK_NOT_TERMINAL', status: 'RUNNING' });
     expect(notTerminal.message).toContain('stop or force-complete it first');
-    expect((await codeFor(`mutation($id: ID!) { reportProgress(id: $id, leaseToken: "stale", progress: 5) { id } }`, { id: task.id })).extensions).toMatchObject({
+    expect(
+      (await codeFor(`mutation($id: ID!) { reportProgress(id: $id, leaseToken: "stale", progress: 5) { id } }`, { id: task.id })).extensions,
+    ).toMatchObject({
       code: 'LEASE_MISMATCH',
     });
     for (const [query, variables] of [
       [`mutation($id: ID!, $l: String!) { reportProgress(id: $id, leaseToken: $l, progress: 150) { id } }`, { id: task.id, l: lease.leaseToken }],
-      [`mutation($id: ID!, $l: String!, $p: Float) { reportProgress(id: $id, leaseToken: $l, progress: $p) { id } }`, { id: task.id, l: lease.leaseToken, p: 'NaN' }],
+      [
+        `mutation($id: ID!, $l: String!, $p: Float) { reportProgress(id: $id, leaseToken: $l, progress: $p) { id } }`,
+        { id: task.id, l: lease.leaseToken, p: 'NaN' },
+      ],
       [`mutation($id: ID!) { forceComplete(id: $id, status: COMPLETED) { id } }`, { id: task.id }],
       [`mutation { createTask(input: { name: "" }) { id } }`, {}],
       [`mutation { createTask(input: {}) { id } }`, {}],
@@ -220,7 +236,13 @@ describeEachDatabase('GraphQL API over HTTP [%s]', (kind) => {
     });
 
     const sweep = await server.ok(`mutation { runMonitorSweep { ran scanned found { name stuckReason } fixed { name status } alerted } }`);
-    expect(sweep.runMonitorSweep).toEqual({ ran: true, scanned: 1, found: [{ name: 'stuck', stuckReason: 'NO_HEARTBEAT' }], fixed: [{ name: 'stuck', status: 'CANCELLED' }], alerted: 1 });
+    expect(sweep.runMonitorSweep).toEqual({
+      ran: true,
+      scanned: 1,
+      found: [{ name: 'stuck', stuckReason: 'NO_HEARTBEAT' }],
+      fixed: [{ name: 'stuck', status: 'CANCELLED' }],
+      alerted: 1,
+    });
     const after = await server.ok(`{ monitor { lastSweepAt lastSweepFound lastSweepFixed lastSweepScanned } taskStats { cancelled stuck } }`);
     expect(after.monitor).toMatchObject({ lastSweepAt: expect.any(String), lastSweepFound: 1, lastSweepFixed: 1, lastSweepScanned: 1 });
     expect(after.taskStats).toEqual({ cancelled: 1, stuck: 0 });
@@ -253,7 +275,12 @@ describe('unexpected errors', () => {
     await database.db.prisma.$executeRawUnsafe('DROP TABLE "TaskEvent"');
     const result = await server.gql(`mutation { createTask(input: { name: "x" }) { id } }`);
     expect(result.errors).toEqual([
-      { message: 'Unexpected error.', locations: expect.any(Array), path: ['createTask'], extensions: { code: 'INTERNAL_SERVER_ERROR', requestId: expect.any(String) } },
+      {
+        message: 'Unexpected error.',
+        locations: expect.any(Array),
+        path: ['createTask'],
+        extensions: { code: 'INTERNAL_SERVER_ERROR', requestId: expect.any(String) },
+      },
     ]);
     expect(JSON.stringify(result)).not.toMatch(/TaskEvent|relation|stack|at /);
     // And the failed statement left nothing half-written.

@@ -147,7 +147,11 @@ describe.skipIf('missing' in chromiumFound)('other sites and DNS rebinding, in C
     await page.locator(`[data-testid=task-row][data-task-id="${createTask.id}"]`).waitFor();
     // And it acts: its own origin may write.
     const written = await page.evaluate(async () => {
-      const response = await fetch('/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ viewer { name } }' }) });
+      const response = await fetch('/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: '{ viewer { name } }' }),
+      });
       return response.status;
     });
     expect(written).toBe(200);

@@ -31,7 +31,10 @@ describeEachDatabase('the chaos checker [%s]', (kind) => {
     server = await startTestServer(database, { ALERT_WEBHOOK_URLS: receiver.url, ALERT_RETRY_BASE: '50ms', ALERT_POLL_INTERVAL: '100ms' });
     const cursors: string[] = [];
     const ws = server.ws();
-    ws.subscribe({ query: 'subscription { taskUpdated(afterEventId: "0") { id } }' }, { next: (m: any) => void cursors.push(m.data.taskUpdated.id), error: () => {}, complete: () => {} });
+    ws.subscribe(
+      { query: 'subscription { taskUpdated(afterEventId: "0") { id } }' },
+      { next: (m: any) => void cursors.push(m.data.taskUpdated.id), error: () => {}, complete: () => {} },
+    );
 
     const created: string[] = [];
     const acks: ChaosRecord['acks'] = [];
@@ -40,7 +43,9 @@ describeEachDatabase('the chaos checker [%s]', (kind) => {
       created.push(id);
       return (ids[name] = id);
     };
-    const start = async (id: string, worker: string) => (await server.ok(`mutation($id: ID!, $w: String!) { startTask(id: $id, workerId: $w) { leaseToken } }`, { id, w: worker })).startTask.leaseToken as string;
+    const start = async (id: string, worker: string) =>
+      (await server.ok(`mutation($id: ID!, $w: String!) { startTask(id: $id, workerId: $w) { leaseToken } }`, { id, w: worker })).startTask
+        .leaseToken as string;
 
     const done = await create('done');
     const lease = await start(done, 'w1');
@@ -100,16 +105,18 @@ describeEachDatabase('the chaos checker [%s]', (kind) => {
     const prisma = database.db.prisma;
     const planted: [Invariant, ChaosRecord][] = [];
     const plant = async (invariant: Invariant, sql: string) => {
-      await prisma.$transaction(async (tx) => {
-        await tx.$executeRawUnsafe(sql);
-        const db = await readDatabase({ query: async (q) => ({ rows: await tx.$queryRawUnsafe(q) }) });
-        // An entry written behind the server's back never reached the subscriber either: that is not what this plant is about.
-        planted.push([invariant, { ...clean, ...db, subscribers: invariant === 'stale-write-landed' ? [] : clean.subscribers }]);
-        // Rolled back, so each plant starts from the clean history.
-        throw new Rollback();
-      }).catch((e) => {
-        if (!(e instanceof Rollback)) throw e;
-      });
+      await prisma
+        .$transaction(async (tx) => {
+          await tx.$executeRawUnsafe(sql);
+          const db = await readDatabase({ query: async (q) => ({ rows: await tx.$queryRawUnsafe(q) }) });
+          // An entry written behind the server's back never reached the subscriber either: that is not what this plant is about.
+          planted.push([invariant, { ...clean, ...db, subscribers: invariant === 'stale-write-landed' ? [] : clean.subscribers }]);
+          // Rolled back, so each plant starts from the clean history.
+          throw new Rollback();
+        })
+        .catch((e) => {
+          if (!(e instanceof Rollback)) throw e;
+        });
     };
     await plant('task-lost', `DELETE FROM "Task" WHERE id = '${ids.pending}'`);
     await plant('terminal-changed', `UPDATE "Task" SET status = 'FAILED' WHERE id = '${ids.done}'`);

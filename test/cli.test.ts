@@ -132,7 +132,9 @@ describe('taskwarden, the operator CLI', () => {
     ]);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/│ id\s+│ name\s+│ status\s+│ priority │ run at │ progress │ run time │ last heartbeat │ stuck\s+│ waiting for │/);
-    expect(table.stdout).toMatch(new RegExp(`│ ${stuck.id} │ SMA cross AAPL 2015-2024\\s+│ RUNNING\\s+│ 0\\s+│ -\\s+│ 42%\\s+│ 1h 01m\\s+│ [\\dms ]+ago\\s+│ NO_HEARTBEAT │\\s+│`));
+    expect(table.stdout).toMatch(
+      new RegExp(`│ ${stuck.id} │ SMA cross AAPL 2015-2024\\s+│ RUNNING\\s+│ 0\\s+│ -\\s+│ 42%\\s+│ 1h 01m\\s+│ [\\dms ]+ago\\s+│ NO_HEARTBEAT │\\s+│`),
+    );
     expect(table.stdout).toMatch(new RegExp(`│ ${pending.id} │ Pairs SPY-QQQ 2018-2022\\s+│ PENDING\\s+│ 0\\s+│ -\\s+│ 0%\\s+│ -\\s+│ -\\s+│\\s+│\\s+│`));
     expect(table.stdout).toContain('2 tasks.');
 
@@ -140,7 +142,14 @@ describe('taskwarden, the operator CLI', () => {
     const listed = parse(json);
     expect(listed.totalCount).toBe(1);
     expect(listed.tasks).toHaveLength(1);
-    expect(listed.tasks[0]).toMatchObject({ id: stuck.id, status: 'RUNNING', progress: 42, message: 'simulating trades', isStuck: true, stuckReason: 'NO_HEARTBEAT' });
+    expect(listed.tasks[0]).toMatchObject({
+      id: stuck.id,
+      status: 'RUNNING',
+      progress: 42,
+      message: 'simulating trades',
+      isStuck: true,
+      stuckReason: 'NO_HEARTBEAT',
+    });
 
     expect(limited.stdout).toContain('Showing 1 of 2 tasks (--limit).');
     expect(parse(byKind)).toEqual({ totalCount: 0, tasks: [] });
@@ -226,10 +235,7 @@ describe('taskwarden, the operator CLI', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toBe(`taskwarden: Cannot force-complete task ${frozen.id}: it is CANCELLED.\n`);
 
-    const [deleted, deletedJson] = await Promise.all([
-      taskwarden(['delete', '--task-id', lost.id]),
-      taskwarden(['delete', '--task-id', frozen.id, '--json']),
-    ]);
+    const [deleted, deletedJson] = await Promise.all([taskwarden(['delete', '--task-id', lost.id]), taskwarden(['delete', '--task-id', frozen.id, '--json'])]);
     expect(deleted.code).toBe(0);
     expect(deleted.stdout).toBe(`Deleted ${lost.id}; its history is kept.\n`);
     expect(parse(deletedJson)).toEqual({ deleted: frozen.id });
@@ -268,7 +274,14 @@ describe('taskwarden, the operator CLI', () => {
 
     const [table, json] = await Promise.all([taskwarden(['stats']), taskwarden(['stats', '--json'])]);
     expect(table.code).toBe(0);
-    for (const [label, count] of [['PENDING', 0], ['RUNNING', 1], ['COMPLETED', 1], ['FAILED', 1], ['CANCELLED', 0], ['total', 3]] as const) {
+    for (const [label, count] of [
+      ['PENDING', 0],
+      ['RUNNING', 1],
+      ['COMPLETED', 1],
+      ['FAILED', 1],
+      ['CANCELLED', 0],
+      ['total', 3],
+    ] as const) {
       expect(table.stdout).toMatch(new RegExp(`│ ${label}\\s+│ ${count}\\s+│`));
     }
     expect(table.stdout).toContain('Success rate      50.0% of finished tasks completed');
@@ -313,7 +326,9 @@ describe('taskwarden, the operator CLI', () => {
       expect(run.stdout).toBe('');
       oneLine(run.stderr);
     }
-    expect(limit.stderr).toBe("taskwarden: option '--limit <n>' argument 'zero' is invalid. expected a whole number of 1 or more (see taskwarden list --help)\n");
+    expect(limit.stderr).toBe(
+      "taskwarden: option '--limit <n>' argument 'zero' is invalid. expected a whole number of 1 or more (see taskwarden list --help)\n",
+    );
     expect(unknownCommand.stderr).toBe("taskwarden: unknown command 'frobnicate' (see taskwarden --help)\n");
     expect(noId.stderr).toBe("taskwarden: required option '--task-id <id>' not specified (see taskwarden stop --help)\n");
     expect(JSON.parse(usageJson.stderr).error).toEqual({
@@ -336,7 +351,22 @@ describe('taskwarden, the operator CLI', () => {
       expect(text, command.name()).toMatch(new RegExp(`Examples:\\n  \\$ taskwarden ${path}`));
     }
     expect(program.commands.map((c) => c.name())).toEqual([
-      'list', 'stuck', 'stop', 'delete', 'force', 'cleanup', 'stats', 'watch', 'fix-stuck', 'token', 'queues', 'pause', 'resume', 'limit', 'submit', 'prune',
+      'list',
+      'stuck',
+      'stop',
+      'delete',
+      'force',
+      'cleanup',
+      'stats',
+      'watch',
+      'fix-stuck',
+      'token',
+      'queues',
+      'pause',
+      'resume',
+      'limit',
+      'submit',
+      'prune',
     ]);
   });
 
@@ -377,7 +407,16 @@ describe('taskwarden, the operator CLI', () => {
     expect((await taskwarden(['resume', 'backtest'])).stdout).toContain('Resumed "backtest": 1 ready to claim.');
     expect((await taskwarden(['limit', 'backtest', 'none'])).stdout).toContain('"backtest" has no limit now (0 running).');
     const json = parse(await taskwarden(['queues', '--json']));
-    expect(json.queues).toContainEqual({ kind: 'backtest', pending: 1, delayed: 1, blocked: 0, running: 0, limit: null, paused: false, oldestReadyAgeSeconds: expect.any(Number) });
+    expect(json.queues).toContainEqual({
+      kind: 'backtest',
+      pending: 1,
+      delayed: 1,
+      blocked: 0,
+      running: 0,
+      limit: null,
+      paused: false,
+      oldestReadyAgeSeconds: expect.any(Number),
+    });
 
     writeFileSync(file, '{"name": "ok"}\nnot json\n');
     const bad = await taskwarden(['submit', '--file', file]);
@@ -409,7 +448,8 @@ describe('taskwarden, the operator CLI', () => {
     const report = parse(fixed);
     expect(report).toMatchObject({ via: 'api', target: server.url, timeoutMinutes: 60, dryRun: false });
     expect(report.tasks).toHaveLength(2);
-    for (const task of report.tasks) expect(task).toMatchObject({ status: 'CANCELLED', stuckReason: 'NO_HEARTBEAT', stopped: true, deleted: false, error: null });
+    for (const task of report.tasks)
+      expect(task).toMatchObject({ status: 'CANCELLED', stuckReason: 'NO_HEARTBEAT', stopped: true, deleted: false, error: null });
     for (const { id } of [first, second]) {
       expect(await lastEvent(id)).toMatchObject({ type: 'CANCELLED', actor: 'operator', reason: 'fix-stuck: NO_HEARTBEAT' });
     }
@@ -528,7 +568,11 @@ describe('watch, resuming', () => {
     const watch = follow(['watch', '--json']);
     try {
       await watch.waitFor((line) => line.includes('"state":"connected"'), 'watch to connect');
-      const events = () => watch.json().filter((l) => l.type === 'event').map((l) => l.event as { id: string; message: string | null });
+      const events = () =>
+        watch
+          .json()
+          .filter((l) => l.type === 'event')
+          .map((l) => l.event as { id: string; message: string | null });
       let step = 0;
       await until(async () => {
         await client.reportProgress(task.id, task.leaseToken, { progress: 10 + step, message: `before ${step++}` });
@@ -604,7 +648,7 @@ describe('token', () => {
     await own.close();
   });
 
-  it('prune applies TASK_RETENTION on the server\'s database: --dry-run counts, then it deletes, batch by batch', { timeout: 120_000 }, async () => {
+  it("prune applies TASK_RETENTION on the server's database: --dry-run counts, then it deletes, batch by batch", { timeout: 120_000 }, async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'taskwarden-prune-'));
     dirs.push(dataDir);
     const db = await openDatabase({ dataDir });

@@ -41,7 +41,10 @@ describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('two
     const bus = b.taskwarden.services.bus;
     // The server holds subscriptions of its own: wait for one more than before.
     const baseline = bus.openSubscriptions;
-    client.subscribe({ query: 'subscription { taskUpdated { type progress task { name } } }' }, { next: (m) => void received.push(m), error: () => {}, complete: () => {} });
+    client.subscribe(
+      { query: 'subscription { taskUpdated { type progress task { name } } }' },
+      { next: (m) => void received.push(m), error: () => {}, complete: () => {} },
+    );
     await until(() => bus.openSubscriptions > baseline);
     await subscribedInRedis('taskwarden:task:updated');
 
@@ -132,7 +135,12 @@ describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('rev
       const asAdmin = { authorization: `Bearer ${admin}` };
       const made = await rawGraphQL(a.url, 'mutation { createApiToken(name: "doomed", role: VIEWER) { token } }', asAdmin);
       const token = made.json.data.createApiToken.token as string;
-      const client = createClient({ url: b.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { authorization: `Bearer ${token}` } });
+      const client = createClient({
+        url: b.url.replace(/^http/, 'ws'),
+        webSocketImpl: WebSocket,
+        retryAttempts: 0,
+        connectionParams: { authorization: `Bearer ${token}` },
+      });
       const closed = new Promise<number>((resolve) => client.on('closed', (event) => resolve((event as { code: number }).code)));
       const bus = b.taskwarden.services.bus;
       const baseline = bus.openSubscriptions;
@@ -165,7 +173,10 @@ describe.runIf(process.env.TEST_DATABASE_URL)('two instances on a brand-new data
     const url = new URL(base);
     url.pathname = `/${name}`;
     const start = () =>
-      startTaskwarden({ config: loadConfig({ PORT: '0', DATABASE_URL: url.toString(), MONITOR_ENABLED: 'false', LOG_LEVEL: 'silent' }), log: pino({ level: 'silent' }) });
+      startTaskwarden({
+        config: loadConfig({ PORT: '0', DATABASE_URL: url.toString(), MONITOR_ENABLED: 'false', LOG_LEVEL: 'silent' }),
+        log: pino({ level: 'silent' }),
+      });
     const servers = await Promise.allSettled([start(), start()]);
     const started = servers.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     try {

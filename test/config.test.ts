@@ -55,8 +55,15 @@ describe('configuration', () => {
   });
 
   it('reads CORS_ORIGINS and ALLOWED_HOSTS as lists, and refuses what is not an origin or a host name', () => {
-    const config = loadConfig({ CORS_ORIGINS: 'https://ops.example.com, http://localhost:5173/', ALLOWED_HOSTS: 'Taskwarden.internal,10.0.0.5:4000,[::1]', METRICS_PORT: '9464' });
-    expect(config.browser).toEqual({ corsOrigins: ['https://ops.example.com', 'http://localhost:5173'], allowedHosts: ['taskwarden.internal', '10.0.0.5:4000', '[::1]'] });
+    const config = loadConfig({
+      CORS_ORIGINS: 'https://ops.example.com, http://localhost:5173/',
+      ALLOWED_HOSTS: 'Taskwarden.internal,10.0.0.5:4000,[::1]',
+      METRICS_PORT: '9464',
+    });
+    expect(config.browser).toEqual({
+      corsOrigins: ['https://ops.example.com', 'http://localhost:5173'],
+      allowedHosts: ['taskwarden.internal', '10.0.0.5:4000', '[::1]'],
+    });
     expect(config.metricsPort).toBe(9464);
     for (const bad of ['*', 'ops.example.com', 'https://ops.example.com/path', 'null']) {
       expect(() => loadConfig({ CORS_ORIGINS: bad })).toThrow(/CORS_ORIGINS=.*expected origins/);
@@ -69,8 +76,14 @@ describe('configuration', () => {
     const { join } = await import('node:path');
     const { tmpdir } = await import('node:os');
     const file = join(mkdtempSync(join(tmpdir(), 'tw-alerts-')), 'alerts.json');
-    writeFileSync(file, JSON.stringify({ webhooks: [{ url: 'https://ops.example/hook', rules: ['task.stuck'], kinds: ['backtest'], headers: { 'x-key': 'k' } }] }));
-    const config = loadConfig({ ALERT_WEBHOOK_URLS: 'https://a.example/in, slack=https://hooks.slack.com/services/T/B/X,feishu=https://open.feishu.cn/hook/1', ALERT_CONFIG: file });
+    writeFileSync(
+      file,
+      JSON.stringify({ webhooks: [{ url: 'https://ops.example/hook', rules: ['task.stuck'], kinds: ['backtest'], headers: { 'x-key': 'k' } }] }),
+    );
+    const config = loadConfig({
+      ALERT_WEBHOOK_URLS: 'https://a.example/in, slack=https://hooks.slack.com/services/T/B/X,feishu=https://open.feishu.cn/hook/1',
+      ALERT_CONFIG: file,
+    });
     expect(config.alerts.webhooks).toEqual([
       { url: 'https://a.example/in', format: 'json' },
       { url: 'https://hooks.slack.com/services/T/B/X', format: 'slack' },
@@ -199,7 +212,12 @@ describe('docs/configuration.md', () => {
     // Set by the demo for its own worker processes, not by people.
     const internal = new Set(['WORKER_ID', 'WORKER_KINDS', 'WORKER_SUBSCRIBE']);
     const sources = execFileSync('git', ['grep', '-hoE', 'process\\.env\\.[A-Z][A-Z0-9_]+', '--', 'src', 'bin', 'scripts', 'test'], { encoding: 'utf8' });
-    const read = new Set(sources.split('\n').filter(Boolean).map((line) => line.replace('process.env.', '')));
+    const read = new Set(
+      sources
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.replace('process.env.', '')),
+    );
     const outside = rows(outsidePart).flatMap((row) => row.names);
     const missing = [...read].filter((name) => !internal.has(name) && !settings.includes(name as never) && !outside.includes(name));
     expect(missing).toEqual([]);

@@ -13,7 +13,16 @@ import { taskHarness } from './support/tasks.js';
 // The dashboard in a real headless Chromium against a real server on port 0.
 const CHROMIUM = await findChromium();
 if ('missing' in CHROMIUM) console.warn(noBrowserNotice(CHROMIUM.missing));
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const SCREENSHOTS = 'test-results/screenshots';
 const DASHBOARD = 'test-results/web-dist';
 // Stuck after a minute of the server's clock, which the tests move; the monitor alerts and leaves the task running.
@@ -35,7 +44,12 @@ describe.skipIf('missing' in CHROMIUM)('the dashboard, in Chromium', () => {
     database = await openTestDatabase('pglite');
     server = await startServer();
     profile = mkdtempSync(join(tmpdir(), 'taskwarden-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, { executablePath: 'path' in CHROMIUM ? CHROMIUM.path : undefined, args: FLAGS, locale: 'en-US', viewport: { width: 1280, height: 900 } });
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: 'path' in CHROMIUM ? CHROMIUM.path : undefined,
+      args: FLAGS,
+      locale: 'en-US',
+      viewport: { width: 1280, height: 900 },
+    });
   }, 120_000);
 
   const startServer = (env: Record<string, string> = {}) => startTestServer(database, { ...ENV, ...env }, { dashboardDir: DASHBOARD });
@@ -95,7 +109,8 @@ describe.skipIf('missing' in CHROMIUM)('the dashboard, in Chromium', () => {
     (await server.ok(`mutation($input: CreateTaskInput!) { createTask(input: $input) { ${TASK} } }`, { input: { name, params: { symbol: 'AAPL' }, ...extra } }))
       .createTask as { id: string };
   const start = async (id: string, workerId = 'worker-1') =>
-    (await server.ok(`mutation($id: ID!, $w: String!) { startTask(id: $id, workerId: $w) { leaseToken } }`, { id, w: workerId })).startTask.leaseToken as string;
+    (await server.ok(`mutation($id: ID!, $w: String!) { startTask(id: $id, workerId: $w) { leaseToken } }`, { id, w: workerId })).startTask
+      .leaseToken as string;
   const report = (id: string, lease: string, progress: number, message?: string) =>
     server.ok(`mutation($id: ID!, $l: String!, $p: Float, $m: String) { reportProgress(id: $id, leaseToken: $l, progress: $p, message: $m) { id } }`, {
       id,
@@ -430,7 +445,9 @@ describe.skipIf('missing' in CHROMIUM)('the dashboard, in Chromium', () => {
     await eventually(() => row(id).getByTestId('progress').getAttribute('aria-valuenow')).toBe('70');
     // It resumed from the id of the last event it heard, and heard what came after it once each, in the history's order.
     expect(subscribed[subscribedBefore]).toBe(lastBefore);
-    const missed = (await server.ok(`query($after: ID) { taskEvents(afterEventId: $after) { id } }`, { after: lastBefore })).taskEvents.map((e: { id: string }) => e.id);
+    const missed = (await server.ok(`query($after: ID) { taskEvents(afterEventId: $after) { id } }`, { after: lastBefore })).taskEvents.map(
+      (e: { id: string }) => e.id,
+    );
     expect(missed).toHaveLength(2);
     await eventually(async () => heard.slice(heard.indexOf(lastBefore) + 1)).toEqual(missed);
     expect(new Set(heard).size).toBe(heard.length);

@@ -24,7 +24,10 @@ describe('the embedded data directory', () => {
   it('is locked while open, so a second opener fails fast instead of corrupting it', async () => {
     const dir = temp();
     const db = await openDatabase({ dataDir: dir });
-    await expect(openDatabase({ dataDir: dir })).rejects.toMatchObject({ code: 'DATA_DIR_LOCKED', message: expect.stringContaining(`in use by process ${process.pid}`) });
+    await expect(openDatabase({ dataDir: dir })).rejects.toMatchObject({
+      code: 'DATA_DIR_LOCKED',
+      message: expect.stringContaining(`in use by process ${process.pid}`),
+    });
     await db.close();
     const again = await openDatabase({ dataDir: dir });
     await again.close();
@@ -87,7 +90,10 @@ describeEachDatabase('migrations [%s]', (kind) => {
     expect(await migrate(session)).toEqual(readMigrations().map((m) => m.name));
     expect(await migrate(session)).toEqual([]); // nothing left to apply
     const edited = readMigrations().map((m, i) => (i === 0 ? { ...m, checksum: 'f'.repeat(64) } : m));
-    await expect(migrate(session, edited)).rejects.toMatchObject({ code: 'MIGRATION_FAILED', message: expect.stringContaining('was changed after it was applied') });
+    await expect(migrate(session, edited)).rejects.toMatchObject({
+      code: 'MIGRATION_FAILED',
+      message: expect.stringContaining('was changed after it was applied'),
+    });
     await close();
   });
 
@@ -123,7 +129,9 @@ async function catalog(session: SqlSession) {
       SELECT table_name, column_name, data_type, udt_name, is_nullable, column_default, datetime_precision
       FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> '_prisma_migrations'
       ORDER BY table_name, column_name`),
-    indexes: await session.query(`SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> '_prisma_migrations' ORDER BY indexname`),
+    indexes: await session.query(
+      `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> '_prisma_migrations' ORDER BY indexname`,
+    ),
     constraints: await session.query(`
       SELECT conname, pg_get_constraintdef(c.oid) AS definition FROM pg_constraint c
       JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public' AND conname NOT LIKE '_prisma%' ORDER BY conname`),

@@ -123,7 +123,10 @@ describeEachDatabase('detection on real time [%s]', (kind) => {
     workers.push(worker);
     await until(() => worker.of('frozen').length === 2, 30_000);
     // Every heartbeat moves lastHeartbeatAt: sample it often and count the moves.
-    const seen = new Map<string, Set<number>>([[slow, new Set()], [fast, new Set()]]);
+    const seen = new Map<string, Set<number>>([
+      [slow, new Set()],
+      [fast, new Set()],
+    ]);
     const end = Date.now() + 10_000;
     while (Date.now() < end) {
       for (const task of await prisma.task.findMany({ where: { id: { in: [slow, fast] } } })) seen.get(task.id)!.add(task.lastHeartbeatAt!.getTime());
@@ -175,7 +178,10 @@ describeEachDatabase('a server restart [%s]', (kind) => {
 
     const first = await spawnServer(env, 90_000);
     const ids: string[] = [];
-    for (let i = 0; i < 20; i++) ids.push((await post(first.url, `mutation { createTask(input: { name: "through a restart ${i}", params: { seconds: 25 } }) { id } }`)).data.createTask.id);
+    for (let i = 0; i < 20; i++)
+      ids.push(
+        (await post(first.url, `mutation { createTask(input: { name: "through a restart ${i}", params: { seconds: 25 } }) { id } }`)).data.createTask.id,
+      );
     const worker = startWorker(first.url, { MODE: 'progress', CONCURRENCY: '20' });
     try {
       await until(() => worker.of('started').length === 20, 120_000);
@@ -186,10 +192,7 @@ describeEachDatabase('a server restart [%s]', (kind) => {
       const second = await spawnServer(env, 90_000);
       try {
         await until(() => worker.of('completed').length === 20, 60_000);
-        const { data } = await post(
-          second.url,
-          '{ tasks(first: 50) { edges { node { status events { type actor reason } } } } monitor { lastSweepAt } }',
-        );
+        const { data } = await post(second.url, '{ tasks(first: 50) { edges { node { status events { type actor reason } } } } monitor { lastSweepAt } }');
         const tasks = data.tasks.edges.map((e: any) => e.node);
         expect(tasks.map((t: any) => t.status)).toEqual(Array(20).fill('COMPLETED'));
         expect(tasks.flatMap((t: any) => t.events.filter((e: any) => e.actor === 'monitor'))).toEqual([]);

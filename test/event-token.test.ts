@@ -30,8 +30,8 @@ const history = async (server: TestServer, token: string | undefined, id: string
 
 async function runningTask(server: TestServer, token: string | undefined, name: string, workerId: string, extra = '') {
   const id = (await as(server, token, `mutation($n: String!) { createTask(input: { name: $n${extra} }) { id } }`, { n: name })).createTask.id as string;
-  const lease = (await as(server, token, 'mutation($id: ID!, $w: String!) { startTask(id: $id, workerId: $w) { leaseToken } }', { id, w: workerId }))
-    .startTask.leaseToken as string;
+  const lease = (await as(server, token, 'mutation($id: ID!, $w: String!) { startTask(id: $id, workerId: $w) { leaseToken } }', { id, w: workerId })).startTask
+    .leaseToken as string;
   return { id, lease };
 }
 
@@ -53,72 +53,87 @@ describe.each(databaseKinds)('the token behind each history entry [%s]', (kind) 
     await database?.close();
   });
 
-  it("records the worker token's name beside the worker id it chose, on every worker transition", async () => {
-    const done = await runningTask(server, worker, 'SMA cross AAPL', 'w-1');
-    await as(server, worker, 'mutation($id: ID!, $l: String!) { reportProgress(id: $id, leaseToken: $l, progress: 40) { id } }', { id: done.id, l: done.lease });
-    await as(server, worker, 'mutation($id: ID!, $l: String!) { completeTask(id: $id, leaseToken: $l, result: { sharpe: 1.2 }) { id } }', {
-      id: done.id,
-      l: done.lease,
-    });
-    expect(await history(server, worker, done.id)).toEqual([
-      { type: 'CREATED', actor: 'ci-runner', tokenName: 'ci-runner' },
-      { type: 'STARTED', actor: 'w-1', tokenName: 'ci-runner' },
-      { type: 'PROGRESS', actor: 'w-1', tokenName: 'ci-runner' },
-      { type: 'COMPLETED', actor: 'w-1', tokenName: 'ci-runner' },
-    ]);
+  it(
+    "records the worker token's name beside the worker id it chose, on every worker transition",
+    async () => {
+      const done = await runningTask(server, worker, 'SMA cross AAPL', 'w-1');
+      await as(server, worker, 'mutation($id: ID!, $l: String!) { reportProgress(id: $id, leaseToken: $l, progress: 40) { id } }', {
+        id: done.id,
+        l: done.lease,
+      });
+      await as(server, worker, 'mutation($id: ID!, $l: String!) { completeTask(id: $id, leaseToken: $l, result: { sharpe: 1.2 }) { id } }', {
+        id: done.id,
+        l: done.lease,
+      });
+      expect(await history(server, worker, done.id)).toEqual([
+        { type: 'CREATED', actor: 'ci-runner', tokenName: 'ci-runner' },
+        { type: 'STARTED', actor: 'w-1', tokenName: 'ci-runner' },
+        { type: 'PROGRESS', actor: 'w-1', tokenName: 'ci-runner' },
+        { type: 'COMPLETED', actor: 'w-1', tokenName: 'ci-runner' },
+      ]);
 
-    const released = await runningTask(server, worker, 'released', 'w-2');
-    await as(server, worker, 'mutation($id: ID!, $l: String!) { releaseTask(id: $id, leaseToken: $l, reason: "draining") { id } }', {
-      id: released.id,
-      l: released.lease,
-    });
-    const claimed = (await as(server, worker, 'mutation { claimTask(workerId: "w-3") { leaseToken task { id } } }')).claimTask;
-    expect(claimed.task.id).toBe(released.id);
-    await as(server, worker, 'mutation($id: ID!, $l: String!) { failTask(id: $id, leaseToken: $l, error: "no data") { id } }', {
-      id: claimed.task.id,
-      l: claimed.leaseToken,
-    });
-    expect((await history(server, worker, released.id)).slice(1)).toEqual([
-      { type: 'STARTED', actor: 'w-2', tokenName: 'ci-runner' },
-      { type: 'REQUEUED', actor: 'w-2', tokenName: 'ci-runner' },
-      { type: 'STARTED', actor: 'w-3', tokenName: 'ci-runner' },
-      { type: 'FAILED', actor: 'w-3', tokenName: 'ci-runner' },
-    ]);
-  }, SLOW);
+      const released = await runningTask(server, worker, 'released', 'w-2');
+      await as(server, worker, 'mutation($id: ID!, $l: String!) { releaseTask(id: $id, leaseToken: $l, reason: "draining") { id } }', {
+        id: released.id,
+        l: released.lease,
+      });
+      const claimed = (await as(server, worker, 'mutation { claimTask(workerId: "w-3") { leaseToken task { id } } }')).claimTask;
+      expect(claimed.task.id).toBe(released.id);
+      await as(server, worker, 'mutation($id: ID!, $l: String!) { failTask(id: $id, leaseToken: $l, error: "no data") { id } }', {
+        id: claimed.task.id,
+        l: claimed.leaseToken,
+      });
+      expect((await history(server, worker, released.id)).slice(1)).toEqual([
+        { type: 'STARTED', actor: 'w-2', tokenName: 'ci-runner' },
+        { type: 'REQUEUED', actor: 'w-2', tokenName: 'ci-runner' },
+        { type: 'STARTED', actor: 'w-3', tokenName: 'ci-runner' },
+        { type: 'FAILED', actor: 'w-3', tokenName: 'ci-runner' },
+      ]);
+    },
+    SLOW,
+  );
 
-  it("records an operator token's name on its stop and its cleanup, and none on the monitor's entries", async () => {
-    const stopped = await runningTask(server, worker, 'stopped', 'w-1');
-    await as(server, operator, 'mutation($id: ID!) { stopTask(id: $id, reason: "wrong params") { id } }', { id: stopped.id });
-    expect((await history(server, operator, stopped.id)).at(-1)).toEqual({ type: 'CANCELLED', actor: 'ops-alice', tokenName: 'ops-alice' });
+  it(
+    "records an operator token's name on its stop and its cleanup, and none on the monitor's entries",
+    async () => {
+      const stopped = await runningTask(server, worker, 'stopped', 'w-1');
+      await as(server, operator, 'mutation($id: ID!) { stopTask(id: $id, reason: "wrong params") { id } }', { id: stopped.id });
+      expect((await history(server, operator, stopped.id)).at(-1)).toEqual({ type: 'CANCELLED', actor: 'ops-alice', tokenName: 'ops-alice' });
 
-    const swept = await runningTask(server, worker, 'silent', 'w-1');
-    server.clock.advance(2 * HOUR);
-    await server.taskwarden.services.monitor.sweepNow();
-    expect((await history(server, operator, swept.id)).at(-1)).toEqual({ type: 'CANCELLED', actor: 'monitor', tokenName: null });
+      const swept = await runningTask(server, worker, 'silent', 'w-1');
+      server.clock.advance(2 * HOUR);
+      await server.taskwarden.services.monitor.sweepNow();
+      expect((await history(server, operator, swept.id)).at(-1)).toEqual({ type: 'CANCELLED', actor: 'monitor', tokenName: null });
 
-    const cleaned = await runningTask(server, worker, 'cleaned', 'w-1');
-    server.clock.advance(2 * HOUR);
-    const report = (await as(server, operator, 'mutation { cleanupStuck(autoFix: true, action: FAIL) { fixed { id } } }')).cleanupStuck;
-    expect(report.fixed).toEqual([{ id: cleaned.id }]);
-    expect((await history(server, operator, cleaned.id)).at(-1)).toEqual({ type: 'FAILED', actor: 'ops-alice', tokenName: 'ops-alice' });
-  }, SLOW);
+      const cleaned = await runningTask(server, worker, 'cleaned', 'w-1');
+      server.clock.advance(2 * HOUR);
+      const report = (await as(server, operator, 'mutation { cleanupStuck(autoFix: true, action: FAIL) { fixed { id } } }')).cleanupStuck;
+      expect(report.fixed).toEqual([{ id: cleaned.id }]);
+      expect((await history(server, operator, cleaned.id)).at(-1)).toEqual({ type: 'FAILED', actor: 'ops-alice', tokenName: 'ops-alice' });
+    },
+    SLOW,
+  );
 });
 
 describe.each(databaseKinds)('the token behind each history entry, in open mode [%s]', (kind) => {
-  it('records no token: there is none', async () => {
-    const database = await openTestDatabase(kind);
-    const server = await startTestServer(database);
-    try {
-      const { id, lease } = await runningTask(server, undefined, 'local run', 'w-1');
-      await as(server, undefined, 'mutation($id: ID!, $l: String!) { completeTask(id: $id, leaseToken: $l) { id } }', { id, l: lease });
-      expect(await history(server, undefined, id)).toEqual([
-        { type: 'CREATED', actor: 'api', tokenName: null },
-        { type: 'STARTED', actor: 'w-1', tokenName: null },
-        { type: 'COMPLETED', actor: 'w-1', tokenName: null },
-      ]);
-    } finally {
-      await server.stop();
-      await database.close();
-    }
-  }, SLOW);
+  it(
+    'records no token: there is none',
+    async () => {
+      const database = await openTestDatabase(kind);
+      const server = await startTestServer(database);
+      try {
+        const { id, lease } = await runningTask(server, undefined, 'local run', 'w-1');
+        await as(server, undefined, 'mutation($id: ID!, $l: String!) { completeTask(id: $id, leaseToken: $l) { id } }', { id, l: lease });
+        expect(await history(server, undefined, id)).toEqual([
+          { type: 'CREATED', actor: 'api', tokenName: null },
+          { type: 'STARTED', actor: 'w-1', tokenName: null },
+          { type: 'COMPLETED', actor: 'w-1', tokenName: null },
+        ]);
+      } finally {
+        await server.stop();
+        await database.close();
+      }
+    },
+    SLOW,
+  );
 });

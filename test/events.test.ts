@@ -77,7 +77,6 @@ describe('the event bus', () => {
   });
 });
 
-
 // Found by the chaos suite's Redis restart: with no error listener, ioredis printed every reconnect
 // attempt of the outage to stderr as an "Unhandled error event".
 describe('the event bus while Redis is unreachable', () => {

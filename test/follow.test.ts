@@ -70,7 +70,6 @@ describeEachDatabase('following task updates through an overflow [%s]', (kind) =
       await client.close();
     }
   });
-
 });
 
 describeEachDatabase('following task updates through a reconnect [%s]', (kind) => {

@@ -48,10 +48,17 @@ describe('mutations under random input', () => {
   );
   // Each id and lease knows whether it is the running task's, so the oracle can say what must happen.
   const id = fc.oneof(
-    fc.constantFrom({ get: () => running.id, running: true }, { get: () => completed, running: false }, { get: () => '00000000-0000-4000-8000-000000000000', running: false }),
+    fc.constantFrom(
+      { get: () => running.id, running: true },
+      { get: () => completed, running: false },
+      { get: () => '00000000-0000-4000-8000-000000000000', running: false },
+    ),
     fc.string().map((s) => ({ get: () => s, running: false })),
   );
-  const lease = fc.oneof(fc.constant({ get: () => running.lease, current: true }), fc.string().map((s) => ({ get: () => s, current: false })));
+  const lease = fc.oneof(
+    fc.constant({ get: () => running.lease, current: true }),
+    fc.string().map((s) => ({ get: () => s, current: false })),
+  );
 
   /** The oracle's view of a value: what the server must make of it. */
   const progressOk = (rawNumber: string | null) => {
@@ -73,7 +80,8 @@ describe('mutations under random input', () => {
   type Lease = { get: () => string; current: boolean };
   const progressCall = (v: { id: Id; lease: Lease; progress: string | null; message: string | null }) => ({
     query: 'mutation($id: ID!, $l: String!, $p: Float, $m: String) { reportProgress(id: $id, leaseToken: $l, progress: $p, message: $m) { id } }',
-    variables: () => `{"id":${raw(v.id.get())},"l":${raw(v.lease.get())}${v.progress === null ? '' : `,"p":${v.progress}`}${v.message === null ? '' : `,"m":${raw(v.message)}`}}`,
+    variables: () =>
+      `{"id":${raw(v.id.get())},"l":${raw(v.lease.get())}${v.progress === null ? '' : `,"p":${v.progress}`}${v.message === null ? '' : `,"m":${raw(v.message)}`}}`,
     expect: leaseWrite(v, progressOk(v.progress) && (v.message === null || textOk(v.message, 1000, true)), 'progress outside 0..100 or a bad message'),
   });
   const failCall = (v: { id: Id; lease: Lease; error: string }) => ({
@@ -99,7 +107,8 @@ describe('mutations under random input', () => {
   const call = fc.oneof(
     fc.record({ name: text, kind: fc.option(text), params: fc.option(json), timeout: fc.option(number), attempts: fc.option(number) }).map((v) => ({
       query: 'mutation($i: CreateTaskInput!) { createTask(input: $i) { id } }',
-      variables: () => `{"i":{"name":${raw(v.name)}${v.kind === null ? '' : `,"kind":${raw(v.kind)}`}${v.params === null ? '' : `,"params":${v.params}`}${v.timeout === null ? '' : `,"timeoutMinutes":${v.timeout}`}${v.attempts === null ? '' : `,"maxAttempts":${v.attempts}`}}}`,
+      variables: () =>
+        `{"i":{"name":${raw(v.name)}${v.kind === null ? '' : `,"kind":${raw(v.kind)}`}${v.params === null ? '' : `,"params":${v.params}`}${v.timeout === null ? '' : `,"timeoutMinutes":${v.timeout}`}${v.attempts === null ? '' : `,"maxAttempts":${v.attempts}`}}}`,
       expect: (textOk(v.name, 200) ? {} : { refuse: 'a bad name' }) as Expect,
     })),
     fc.record({ id, lease, progress: fc.option(number), message: fc.option(text) }).map(progressCall),
@@ -126,32 +135,36 @@ describe('mutations under random input', () => {
     events: await database.db.prisma.taskEvent.count(),
   });
 
-  it('refuses what it must and accepts what it must, never answers 500, never leaks internals, and a refused call writes nothing', { timeout: 240_000 }, async () => {
-    await fc.assert(
-      fc.asyncProperty(call, async ({ query, variables, expect: expected }) => {
-        const before = await snapshot();
-        const body = `{"query":${JSON.stringify(query)},"variables":${variables()}}`;
-        const response = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-        const answer = await response.text();
-        expect(response.status).toBeLessThan(500);
-        expect(answer).not.toMatch(/prisma|postgres|stack|\bat \/|node_modules|SELECT |INSERT |UPDATE /i);
-        const parsed = JSON.parse(answer) as { errors?: { extensions?: { code?: string } }[]; data?: unknown };
-        if (expected.refuse) expect(parsed.errors ?? [], `must be refused: ${expected.refuse}`).not.toHaveLength(0);
-        if (expected.accept) expect(parsed.errors, 'must be accepted').toBeUndefined();
-        if (parsed.errors?.length) {
-          expect(parsed.errors.every((e) => typeof e.extensions?.code === 'string' && e.extensions.code !== 'INTERNAL_SERVER_ERROR')).toBe(true);
-          expect(await snapshot()).toEqual(before);
-        } else {
-          // Accepted calls may write; put the fixtures back so later runs meet a running task and a finished one again.
-          await database.db.prisma.task.deleteMany({ where: { id: { notIn: [running.id, completed] } } });
-          await database.db.prisma.task.update({
-            where: { id: running.id },
-            data: { status: 'RUNNING', leaseToken: running.lease, result: Prisma.DbNull, error: null, completedAt: null },
-          });
-        }
-      }),
-      { numRuns: Number(process.env.FUZZ_RUNS ?? 250), examples },
-    );
-    expect((await fetch(server.url.replace('/graphql', '/health'))).status).toBe(200);
-  });
+  it(
+    'refuses what it must and accepts what it must, never answers 500, never leaks internals, and a refused call writes nothing',
+    { timeout: 240_000 },
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(call, async ({ query, variables, expect: expected }) => {
+          const before = await snapshot();
+          const body = `{"query":${JSON.stringify(query)},"variables":${variables()}}`;
+          const response = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+          const answer = await response.text();
+          expect(response.status).toBeLessThan(500);
+          expect(answer).not.toMatch(/prisma|postgres|stack|\bat \/|node_modules|SELECT |INSERT |UPDATE /i);
+          const parsed = JSON.parse(answer) as { errors?: { extensions?: { code?: string } }[]; data?: unknown };
+          if (expected.refuse) expect(parsed.errors ?? [], `must be refused: ${expected.refuse}`).not.toHaveLength(0);
+          if (expected.accept) expect(parsed.errors, 'must be accepted').toBeUndefined();
+          if (parsed.errors?.length) {
+            expect(parsed.errors.every((e) => typeof e.extensions?.code === 'string' && e.extensions.code !== 'INTERNAL_SERVER_ERROR')).toBe(true);
+            expect(await snapshot()).toEqual(before);
+          } else {
+            // Accepted calls may write; put the fixtures back so later runs meet a running task and a finished one again.
+            await database.db.prisma.task.deleteMany({ where: { id: { notIn: [running.id, completed] } } });
+            await database.db.prisma.task.update({
+              where: { id: running.id },
+              data: { status: 'RUNNING', leaseToken: running.lease, result: Prisma.DbNull, error: null, completedAt: null },
+            });
+          }
+        }),
+        { numRuns: Number(process.env.FUZZ_RUNS ?? 250), examples },
+      );
+      expect((await fetch(server.url.replace('/graphql', '/health'))).status).toBe(200);
+    },
+  );
 });

@@ -47,7 +47,12 @@ describe('limits, request ids and readiness', () => {
     // graphql-armor checks both while parsing, before anything runs.
     for (const [env, over, message, code] of [
       // 30 variable definitions: over 60 lexer tokens, at the cost of one field.
-      [{ MAX_TOKENS: '60' }, `query (${Array.from({ length: 30 }, (_, i) => `$v${i}: Int`).join(', ')}) { monitor { enabled } }`, /token limit of 60/i, 'GRAPHQL_PARSE_FAILED'],
+      [
+        { MAX_TOKENS: '60' },
+        `query (${Array.from({ length: 30 }, (_, i) => `$v${i}: Int`).join(', ')}) { monitor { enabled } }`,
+        /token limit of 60/i,
+        'GRAPHQL_PARSE_FAILED',
+      ],
       [{ MAX_QUERY_COST: '40' }, `{ monitor { ${'enabled '.repeat(30)} } }`, /cost limit of 40/i, 'GRAPHQL_PARSE_FAILED'],
     ] as const) {
       const server = await startTestServer(database, env);
@@ -81,7 +86,11 @@ describe('limits, request ids and readiness', () => {
       const chunked = await send({ 'transfer-encoding': 'chunked' });
       expect(chunked.status).toBe(411);
       expect(JSON.parse(chunked.text).errors[0].extensions.code).toBe('BAD_REQUEST');
-      const over = await raw(server.url, { method: 'POST', headers: json, body: JSON.stringify({ query: '{ monitor { enabled } }', variables: { pad: 'x'.repeat(2000) } }) });
+      const over = await raw(server.url, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ query: '{ monitor { enabled } }', variables: { pad: 'x'.repeat(2000) } }),
+      });
       expect(over.status).toBe(413);
       expect(over.json.errors[0].message).toContain('MAX_BODY_BYTES');
       expect(await database.db.prisma.task.count()).toBe(0);
@@ -97,20 +106,35 @@ describe('limits, request ids and readiness', () => {
   it('keeps a sane x-request-id a client sends, and replaces one that is not', async () => {
     const server = await startTestServer(database);
     try {
-      const kept = await raw(server.url, { method: 'POST', headers: { ...json, 'x-request-id': 'backtest-runner.42' }, body: JSON.stringify({ query: '{ nope }' }) });
+      const kept = await raw(server.url, {
+        method: 'POST',
+        headers: { ...json, 'x-request-id': 'backtest-runner.42' },
+        body: JSON.stringify({ query: '{ nope }' }),
+      });
       expect(kept.headers['x-request-id']).toBe('backtest-runner.42');
       expect(kept.json.errors[0].extensions.requestId).toBe('backtest-runner.42');
-      const replaced = await raw(server.url, { method: 'POST', headers: { ...json, 'x-request-id': 'a b<script>'.padEnd(80, 'x') }, body: JSON.stringify({ query: '{ monitor { enabled } }' }) });
+      const replaced = await raw(server.url, {
+        method: 'POST',
+        headers: { ...json, 'x-request-id': 'a b<script>'.padEnd(80, 'x') },
+        body: JSON.stringify({ query: '{ monitor { enabled } }' }),
+      });
       expect(replaced.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     } finally {
       await server.stop();
     }
   });
 
-  it('counts SSE streams toward a token\'s connection cap with its WebSockets, and frees the slot when one ends', async () => {
+  it("counts SSE streams toward a token's connection cap with its WebSockets, and frees the slot when one ends", async () => {
     const server = await startTestServer(database, { MAX_CONNECTIONS_PER_TOKEN: '2', TASKWARDEN_TOKENS: 'watcher:viewer:a-viewer-secret-of-16' });
     const auth = { authorization: 'Bearer a-viewer-secret-of-16' };
-    const socket = createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, connectionParams: auth, onNonLazyError: () => {} });
+    const socket = createClient({
+      url: server.url.replace('http', 'ws'),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      lazy: false,
+      connectionParams: auth,
+      onNonLazyError: () => {},
+    });
     try {
       await new Promise((resolve) => socket.on('connected', resolve));
       const first = await openStream(server.url, 'subscription { taskUpdated { id } }', auth);

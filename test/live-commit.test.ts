@@ -17,7 +17,9 @@ describeEachDatabase('live events after a writer that never published [%s]', (ki
 
   beforeAll(async () => {
     database = await openTestDatabase(kind);
-    server = await startTestServer(database, kind === 'postgres' && process.env.TEST_REDIS_URL ? { REDIS_URL: process.env.TEST_REDIS_URL } : {}, { realTime: true });
+    server = await startTestServer(database, kind === 'postgres' && process.env.TEST_REDIS_URL ? { REDIS_URL: process.env.TEST_REDIS_URL } : {}, {
+      realTime: true,
+    });
   });
   afterAll(async () => {
     await server.stop();
@@ -29,7 +31,12 @@ describeEachDatabase('live events after a writer that never published [%s]', (ki
     const client = server.ws();
     client.subscribe(
       { query: 'subscription { taskUpdated { type taskId task { status } } }' },
-      { next: (m: any) => void heard.push({ type: m.data.taskUpdated.type, taskId: m.data.taskUpdated.taskId, status: m.data.taskUpdated.task?.status ?? null }), error: () => {}, complete: () => {} },
+      {
+        next: (m: any) =>
+          void heard.push({ type: m.data.taskUpdated.type, taskId: m.data.taskUpdated.taskId, status: m.data.taskUpdated.task?.status ?? null }),
+        error: () => {},
+        complete: () => {},
+      },
     );
     return heard;
   }

@@ -64,13 +64,17 @@ describe('/metrics with tokens', () => {
   });
 
   it('stays small through 1,500 rejected requests with varying query strings, records none of them, and never shows a secret', async () => {
-    await raw(`${server.url}?query=${encodeURIComponent('{ monitor { enabled } }')}`, { headers: { authorization: `Bearer ${token.viewer}`, accept: 'application/json' } });
+    await raw(`${server.url}?query=${encodeURIComponent('{ monitor { enabled } }')}`, {
+      headers: { authorization: `Bearer ${token.viewer}`, accept: 'application/json' },
+    });
     const before = await scrape();
     const parsedBefore = sampleSum(before, 'graphql_envelop_phase_parse_count');
 
     await inParallel(1500, 16, async (i) => {
       const query = encodeURIComponent(`query Probe${i} { monitor { enabled } }`);
-      const response = await raw(`${server.url}?query=${query}&access_token=${SECRET}&n=${i}`, { headers: { accept: 'application/json', host: `evil${i}.example` } });
+      const response = await raw(`${server.url}?query=${query}&access_token=${SECRET}&n=${i}`, {
+        headers: { accept: 'application/json', host: `evil${i}.example` },
+      });
       expect(response.status).toBe(401);
     });
 

@@ -277,7 +277,11 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
 
   it('spreads its timer by ±10% around the interval', async () => {
     const intervalMs = 600_000; // no sweep fires during the test
-    const monitor = createMonitor({ ...deps(), settings: { enabled: true, intervalMs, heartbeatTimeoutMs: TIMEOUT, stallTimeoutMs: TIMEOUT, action: 'cancel' }, log: pino({ level: 'silent' }) });
+    const monitor = createMonitor({
+      ...deps(),
+      settings: { enabled: true, intervalMs, heartbeatTimeoutMs: TIMEOUT, stallTimeoutMs: TIMEOUT, action: 'cancel' },
+      log: pino({ level: 'silent' }),
+    });
     const delays: number[] = [];
     for (let i = 0; i < 60; i++) {
       const before = Date.now();
@@ -314,7 +318,13 @@ describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
     });
     const log = pino({ level: 'silent' });
     const commit = createCommit({ prisma, bus: h.bus, alerts: h.alerts });
-    const monitor = createMonitor({ ...deps(), prisma, commit, settings: { enabled: true, intervalMs: 20, heartbeatTimeoutMs: TIMEOUT, stallTimeoutMs: TIMEOUT, action: 'cancel' }, log });
+    const monitor = createMonitor({
+      ...deps(),
+      prisma,
+      commit,
+      settings: { enabled: true, intervalMs: 20, heartbeatTimeoutMs: TIMEOUT, stallTimeoutMs: TIMEOUT, action: 'cancel' },
+      log,
+    });
     monitor.start();
     expect(monitor.status()).toMatchObject({ running: true, nextSweepAt: expect.any(Date) });
     await waitFor(() => started >= 2);

@@ -33,10 +33,14 @@ async function wsCreate(url: string, headers: Record<string, string>, connection
 /** Opens an SSE subscription with these headers: the response status, once the stream's headers arrive (then it is closed). */
 function sse(url: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(`${url}?query=${encodeURIComponent('subscription { taskUpdated { id } }')}`, { headers: { accept: 'text/event-stream', ...headers }, agent: false }, (res) => {
-      resolve(res.statusCode!);
-      req.destroy();
-    });
+    const req = request(
+      `${url}?query=${encodeURIComponent('subscription { taskUpdated { id } }')}`,
+      { headers: { accept: 'text/event-stream', ...headers }, agent: false },
+      (res) => {
+        resolve(res.statusCode!);
+        req.destroy();
+      },
+    );
     req.on('error', reject);
     req.end();
   });

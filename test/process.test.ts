@@ -54,37 +54,45 @@ describe('the server process', () => {
     expect(await restarted.exited).toBe(0);
   });
 
-  it('says first where the dashboard, GraphiQL and the data are and whether tokens are needed: short lines for a person, JSON for machines', { timeout: 240_000 }, async () => {
-    const pretty = await spawnServer({ DATA_DIR: 'memory', LOG_FORMAT: 'pretty' });
-    pretty.child.kill('SIGTERM');
-    expect(await pretty.exited).toBe(0);
-    const lines = pretty.output().trim().split('\n');
-    expect(lines.filter((line) => line.startsWith('{'))).toEqual([]);
-    const ready = lines.findIndex((line) => line.startsWith('Taskwarden is ready'));
-    expect(lines[ready]).toBe(`Taskwarden is ready: the dashboard at ${pretty.url.replace(/graphql$/, '')}, GraphiQL and the API at ${pretty.url}`);
-    expect(lines.slice(ready + 1, ready + 4)).toEqual([
-      '  data     embedded database in memory',
-      expect.stringMatching(/^ {2}tokens {3}NOT required: no API token exists/),
-      '  monitor  every 15s, no heartbeat for 2m or no progress for 1h is stuck, action cancel',
-    ]);
-    // Only what a person needs comes before it: the migrations, and in a clone whose dashboard was
-    // never built (as CI's), the warning that says how to build it.
-    const beforeReady = lines.slice(0, ready);
-    expect(beforeReady.filter((line) => !/^\[\d\d:\d\d:\d\d\] (INFO: applied database migrations|WARN: the dashboard is not built)/.test(line))).toEqual([]);
+  it(
+    'says first where the dashboard, GraphiQL and the data are and whether tokens are needed: short lines for a person, JSON for machines',
+    { timeout: 240_000 },
+    async () => {
+      const pretty = await spawnServer({ DATA_DIR: 'memory', LOG_FORMAT: 'pretty' });
+      pretty.child.kill('SIGTERM');
+      expect(await pretty.exited).toBe(0);
+      const lines = pretty.output().trim().split('\n');
+      expect(lines.filter((line) => line.startsWith('{'))).toEqual([]);
+      const ready = lines.findIndex((line) => line.startsWith('Taskwarden is ready'));
+      expect(lines[ready]).toBe(`Taskwarden is ready: the dashboard at ${pretty.url.replace(/graphql$/, '')}, GraphiQL and the API at ${pretty.url}`);
+      expect(lines.slice(ready + 1, ready + 4)).toEqual([
+        '  data     embedded database in memory',
+        expect.stringMatching(/^ {2}tokens {3}NOT required: no API token exists/),
+        '  monitor  every 15s, no heartbeat for 2m or no progress for 1h is stuck, action cancel',
+      ]);
+      // Only what a person needs comes before it: the migrations, and in a clone whose dashboard was
+      // never built (as CI's), the warning that says how to build it.
+      const beforeReady = lines.slice(0, ready);
+      expect(beforeReady.filter((line) => !/^\[\d\d:\d\d:\d\d\] (INFO: applied database migrations|WARN: the dashboard is not built)/.test(line))).toEqual([]);
 
-    const json = await spawnServer({ DATA_DIR: 'memory', LOG_FORMAT: 'json', TASKWARDEN_TOKENS: 'ops:admin:a-secret-of-16-chars' });
-    json.child.kill('SIGTERM');
-    expect(await json.exited).toBe(0);
-    const entries = json.output().trim().split('\n').map((line) => JSON.parse(line));
-    expect(entries.find((entry) => entry.msg.startsWith('Taskwarden is ready'))).toMatchObject({
-      level: 30,
-      dashboard: json.url.replace(/graphql$/, ''),
-      graphiql: json.url,
-      api: json.url,
-      data: 'embedded database in memory',
-      tokensRequired: true,
-    });
-  });
+      const json = await spawnServer({ DATA_DIR: 'memory', LOG_FORMAT: 'json', TASKWARDEN_TOKENS: 'ops:admin:a-secret-of-16-chars' });
+      json.child.kill('SIGTERM');
+      expect(await json.exited).toBe(0);
+      const entries = json
+        .output()
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line));
+      expect(entries.find((entry) => entry.msg.startsWith('Taskwarden is ready'))).toMatchObject({
+        level: 30,
+        dashboard: json.url.replace(/graphql$/, ''),
+        graphiql: json.url,
+        api: json.url,
+        data: 'embedded database in memory',
+        tokensRequired: true,
+      });
+    },
+  );
 });
 
 describe('durable alerts', () => {

@@ -68,7 +68,12 @@ describeEachDatabase('progress ingest [%s]', (kind) => {
       { id: tasks[0]!.task.id, leaseToken: 'not its lease', progress: 10 },
       { id: tasks[1]!.task.id, leaseToken: tasks[1]!.leaseToken!, message: 'loading' },
     ]);
-    expect(results.map((r) => (r.accepted ? `OK ${r.task.id}` : r.error.code))).toEqual([`OK ${tasks[2]!.task.id}`, 'NOT_FOUND', 'LEASE_MISMATCH', `OK ${tasks[1]!.task.id}`]);
+    expect(results.map((r) => (r.accepted ? `OK ${r.task.id}` : r.error.code))).toEqual([
+      `OK ${tasks[2]!.task.id}`,
+      'NOT_FOUND',
+      'LEASE_MISMATCH',
+      `OK ${tasks[1]!.task.id}`,
+    ]);
     const rows = await h.prisma.task.findMany({ orderBy: { name: 'asc' } });
     expect(rows.map((t) => [t.name, t.progress, t.message])).toEqual([
       ['t1', 0, null],
@@ -119,7 +124,13 @@ describeEachDatabase('progress ingest [%s]', (kind) => {
     expect(forced?.status).toBe('CANCELLED');
     expect(acknowledgedAfter).toEqual([]);
     const { task: row, events } = await snapshot(h.prisma, task.id);
-    expect(row).toMatchObject({ status: 'CANCELLED', leaseToken: null, progress: forced!.progress, message: forced!.message, completedAt: forced!.completedAt });
+    expect(row).toMatchObject({
+      status: 'CANCELLED',
+      leaseToken: null,
+      progress: forced!.progress,
+      message: forced!.message,
+      completedAt: forced!.completedAt,
+    });
     expect(events.at(-1)).toMatchObject({ type: 'CANCELLED', reason: 'operator' });
   });
 
@@ -132,7 +143,12 @@ describeEachDatabase('progress ingest [%s]', (kind) => {
         h.tasks.reportProgress(task.id, leaseToken!, { progress: i + 0.5 }),
       ]),
     );
-    expect(answers.map((t) => [t.name, t.progress])).toEqual(tasks.flatMap(({ task }, i) => [[task.name, i], [task.name, i + 0.5]]));
+    expect(answers.map((t) => [t.name, t.progress])).toEqual(
+      tasks.flatMap(({ task }, i) => [
+        [task.name, i],
+        [task.name, i + 0.5],
+      ]),
+    );
     const rows = await h.prisma.task.findMany({ orderBy: { createdAt: 'asc' } });
     expect(new Map(rows.map((t) => [t.name, t.progress]))).toEqual(new Map(tasks.map(({ task }, i) => [task.name, i + 0.5])));
   });

@@ -48,20 +48,24 @@ describe.skipIf(!hasPython)('the Python client', () => {
 
   it(`passes its unittest suite (${found.stdout?.trim() || 'no python'})`, { timeout: 240_000 }, async () => {
     const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn(python, ['-m', 'unittest', 'discover', '--buffer', '--start-directory', 'clients/python/tests', '--top-level-directory', 'clients/python', '-v'], {
-        cwd: root,
-        env: {
-          ...process.env,
-          PYTHONPATH: 'clients/python',
-          PYTHONUNBUFFERED: '1',
-          TASKWARDEN_URL: server.url,
-          TASKWARDEN_ADMIN_TOKEN: tokens.admin,
-          TASKWARDEN_WORKER_TOKEN: tokens.worker,
-          TASKWARDEN_VIEWER_TOKEN: tokens.viewer,
-          TASKWARDEN_STUCK_TIMEOUT: String(settings.stuckTimeoutSeconds),
+      const child = spawn(
+        python,
+        ['-m', 'unittest', 'discover', '--buffer', '--start-directory', 'clients/python/tests', '--top-level-directory', 'clients/python', '-v'],
+        {
+          cwd: root,
+          env: {
+            ...process.env,
+            PYTHONPATH: 'clients/python',
+            PYTHONUNBUFFERED: '1',
+            TASKWARDEN_URL: server.url,
+            TASKWARDEN_ADMIN_TOKEN: tokens.admin,
+            TASKWARDEN_WORKER_TOKEN: tokens.worker,
+            TASKWARDEN_VIEWER_TOKEN: tokens.viewer,
+            TASKWARDEN_STUCK_TIMEOUT: String(settings.stuckTimeoutSeconds),
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
         },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      );
       let output = '';
       child.stdout.on('data', (chunk) => (output += chunk));
       child.stderr.on('data', (chunk) => (output += chunk));

@@ -91,12 +91,30 @@ describeEachDatabase('REST API: its OpenAPI document [%s]', (kind) => {
       ['post', '/api/v1/tasks/monitor/cleanup', () => '/api/v1/tasks/monitor/cleanup?timeout_minutes=-5', 'operator', 400],
       ['post', '/api/v1/tasks/monitor/cleanup', () => '/api/v1/tasks/monitor/cleanup', 'nobody', 401],
       ['post', '/api/v1/tasks/monitor/cleanup', () => '/api/v1/tasks/monitor/cleanup', 'viewer', 403],
-      ['post', '/api/v1/tasks/monitor/force-complete/{task_id}', async () => `/api/v1/tasks/monitor/force-complete/${await running()}?status=failed`, 'operator', 200],
-      ['post', '/api/v1/tasks/monitor/force-complete/{task_id}', async () => `/api/v1/tasks/monitor/force-complete/${await running()}?status=pending`, 'operator', 400],
+      [
+        'post',
+        '/api/v1/tasks/monitor/force-complete/{task_id}',
+        async () => `/api/v1/tasks/monitor/force-complete/${await running()}?status=failed`,
+        'operator',
+        200,
+      ],
+      [
+        'post',
+        '/api/v1/tasks/monitor/force-complete/{task_id}',
+        async () => `/api/v1/tasks/monitor/force-complete/${await running()}?status=pending`,
+        'operator',
+        400,
+      ],
       ['post', '/api/v1/tasks/monitor/force-complete/{task_id}', () => `/api/v1/tasks/monitor/force-complete/${UNKNOWN_ID}`, 'nobody', 401],
       ['post', '/api/v1/tasks/monitor/force-complete/{task_id}', async () => `/api/v1/tasks/monitor/force-complete/${await running()}`, 'viewer', 403],
       ['post', '/api/v1/tasks/monitor/force-complete/{task_id}', () => `/api/v1/tasks/monitor/force-complete/${UNKNOWN_ID}`, 'operator', 404],
-      ['post', '/api/v1/tasks/monitor/force-complete/{task_id}', async () => `/api/v1/tasks/monitor/force-complete/${await inStatus(TaskStatus.CANCELLED)}`, 'operator', 409],
+      [
+        'post',
+        '/api/v1/tasks/monitor/force-complete/{task_id}',
+        async () => `/api/v1/tasks/monitor/force-complete/${await inStatus(TaskStatus.CANCELLED)}`,
+        'operator',
+        409,
+      ],
       ['get', '/api/v1/tasks/monitor/statistics', () => '/api/v1/tasks/monitor/statistics', 'viewer', 200],
       ['get', '/api/v1/tasks/monitor/statistics', () => '/api/v1/tasks/monitor/statistics?since=yesterday', 'viewer', 400],
       ['get', '/api/v1/tasks/monitor/statistics', () => '/api/v1/tasks/monitor/statistics', 'nobody', 401],
@@ -110,7 +128,9 @@ describeEachDatabase('REST API: its OpenAPI document [%s]', (kind) => {
       const documented = document.paths[template]?.[method]?.responses[String(answer.status)];
       expect(documented, `${where}: status ${answer.status} is not documented`).toBeDefined();
       expect(answer.headers.get('content-type'), where).toBe('application/json');
-      const validate = ajv.getSchema(`openapi#/${pointer('paths', template, method, 'responses', String(answer.status), 'content', 'application/json', 'schema')}`)!;
+      const validate = ajv.getSchema(
+        `openapi#/${pointer('paths', template, method, 'responses', String(answer.status), 'content', 'application/json', 'schema')}`,
+      )!;
       expect(validate(answer.json) ? [] : validate.errors, `${where}: ${answer.text}`).toEqual([]);
       exercised.set(`${method} ${template}`, (exercised.get(`${method} ${template}`) ?? new Set()).add(String(answer.status)));
     };

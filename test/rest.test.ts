@@ -44,7 +44,18 @@ describeEachDatabase('REST API, open on loopback [%s]', (kind) => {
     expect(answer.json).toMatchObject({
       timeout_minutes: 30,
       count: 1,
-      tasks: [{ id: stuck.id, status: 'running', progress: 90, message: 'saving results', worker_id: 'worker-a', stuck_reason: 'no_heartbeat', stuck_for_seconds: 3300, is_stuck: true }],
+      tasks: [
+        {
+          id: stuck.id,
+          status: 'running',
+          progress: 90,
+          message: 'saving results',
+          worker_id: 'worker-a',
+          stuck_reason: 'no_heartbeat',
+          stuck_for_seconds: 3300,
+          is_stuck: true,
+        },
+      ],
     });
     const twin = await server.ok(`{ stuckTasks(timeoutMinutes: 30) { ${TASK_FIELDS} } }`);
     expect(answer.json.tasks).toEqual(asRest(twin.stuckTasks));
@@ -58,9 +69,17 @@ describeEachDatabase('REST API, open on loopback [%s]', (kind) => {
     const before = await snapshot(database.db.prisma, stuck.id);
     const preview = await rest('POST', '/api/v1/tasks/monitor/cleanup?timeout_minutes=30');
     expect(preview.status).toBe(200);
-    expect(preview.json).toMatchObject({ auto_fix: false, action: 'cancel', timeout_minutes: 30, found: [{ id: stuck.id, stuck_reason: 'no_heartbeat' }], fixed: [] });
+    expect(preview.json).toMatchObject({
+      auto_fix: false,
+      action: 'cancel',
+      timeout_minutes: 30,
+      found: [{ id: stuck.id, stuck_reason: 'no_heartbeat' }],
+      fixed: [],
+    });
     expect(await snapshot(database.db.prisma, stuck.id)).toEqual(before);
-    const twin = await server.ok(`mutation { cleanupStuck(timeoutMinutes: 30) { autoFix action timeoutMinutes found { ${TASK_FIELDS} } fixed { ${TASK_FIELDS} } } }`);
+    const twin = await server.ok(
+      `mutation { cleanupStuck(timeoutMinutes: 30) { autoFix action timeoutMinutes found { ${TASK_FIELDS} } fixed { ${TASK_FIELDS} } } }`,
+    );
     expect(preview.json).toEqual(asRest(twin.cleanupStuck));
 
     const fixed = await rest('POST', '/api/v1/tasks/monitor/cleanup?timeout_minutes=30&auto_fix=true');
@@ -87,7 +106,14 @@ describeEachDatabase('REST API, open on loopback [%s]', (kind) => {
 
     const again = await rest('POST', `/api/v1/tasks/monitor/force-complete/${b.id}?status=failed`);
     expect(again.status).toBe(409);
-    expect(again.json).toEqual({ error: { code: 'INVALID_TRANSITION', message: `Cannot force-complete task ${b.id}: it is CANCELLED.`, status: 'cancelled', request_id: expect.any(String) } });
+    expect(again.json).toEqual({
+      error: {
+        code: 'INVALID_TRANSITION',
+        message: `Cannot force-complete task ${b.id}: it is CANCELLED.`,
+        status: 'cancelled',
+        request_id: expect.any(String),
+      },
+    });
     const completed = await rest('POST', `/api/v1/tasks/monitor/force-complete/${c.id}?status=completed`);
     expect(completed.status).toBe(400);
     expect(completed.json.error).toMatchObject({ code: 'BAD_USER_INPUT', field: 'status' });
@@ -119,7 +145,8 @@ describeEachDatabase('REST API, open on loopback [%s]', (kind) => {
     await server.ok(`mutation { runMonitorSweep { ran } }`);
     const answer = await rest('GET', '/api/v1/tasks/monitor/statistics');
     expect(answer.status).toBe(200);
-    const twin = await server.ok(`{ taskStats { ${STATS_FIELDS} } monitor { enabled running intervalSeconds timeoutMinutes action nextSweepAt consecutiveFailures lastError
+    const twin =
+      await server.ok(`{ taskStats { ${STATS_FIELDS} } monitor { enabled running intervalSeconds timeoutMinutes action nextSweepAt consecutiveFailures lastError
       lastSweepAt lastSweepDurationMs lastSweepScanned lastSweepFound lastSweepFixed } }`);
     const { monitor, ...stats } = answer.json;
     expect(stats).toEqual(asRest(twin.taskStats));
@@ -127,7 +154,14 @@ describeEachDatabase('REST API, open on loopback [%s]', (kind) => {
     const { last_sweep: sweep, ...settings } = monitor;
     const { lastSweepAt, lastSweepDurationMs, lastSweepScanned, lastSweepFound, lastSweepFixed, ...twinSettings } = twin.monitor;
     expect(settings).toEqual(asRest(twinSettings));
-    expect(sweep).toMatchObject({ started_at: lastSweepAt, duration_ms: lastSweepDurationMs, scanned: lastSweepScanned, found: lastSweepFound, fixed: lastSweepFixed, trigger: 'manual' });
+    expect(sweep).toMatchObject({
+      started_at: lastSweepAt,
+      duration_ms: lastSweepDurationMs,
+      scanned: lastSweepScanned,
+      found: lastSweepFound,
+      fixed: lastSweepFixed,
+      trigger: 'manual',
+    });
     expect(settings).toMatchObject({ timeout_minutes: 60, action: 'cancel', enabled: false });
   });
 
@@ -266,7 +300,9 @@ describeEachDatabase('REST API with tokens [%s]', (kind) => {
     );
 
   it('asks each route for the permission its GraphQL twin asks for', async () => {
-    const fields = [schema.getQueryType()!, schema.getMutationType()!].flatMap((type) => Object.values(type.getFields()).map((field) => [`${type.name}.${field.name}`, field] as const));
+    const fields = [schema.getQueryType()!, schema.getMutationType()!].flatMap((type) =>
+      Object.values(type.getFields()).map((field) => [`${type.name}.${field.name}`, field] as const),
+    );
     const authScopes = new Map<string, string[]>(fields.map(([name, field]) => [name, Object.keys((field.extensions as any).pothosOptions.authScopes)]));
     const ops = await operations();
     expect(ops).toHaveLength(8);

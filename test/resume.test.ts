@@ -67,8 +67,9 @@ function resumingClient(servers: () => TestServer[]) {
 /** Every settled history entry after `after`, through the API, in its order. */
 async function history(server: TestServer, after: string | undefined): Promise<Received[]> {
   const all: Received[] = [];
-  for (let cursor = after; ; ) {
-    const page = (await server.ok(`query($after: ID) { taskEvents(afterEventId: $after, first: 500) { id taskId type } }`, { after: cursor })).taskEvents as Received[];
+  for (let cursor = after; ;) {
+    const page = (await server.ok(`query($after: ID) { taskEvents(afterEventId: $after, first: 500) { id taskId type } }`, { after: cursor }))
+      .taskEvents as Received[];
     all.push(...page);
     if (page.length < 500) return all;
     cursor = page.at(-1)!.id;
@@ -109,7 +110,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * the servers), while one client drops its connection and resumes from its last event `resumes`
  * times, each time on the next server. Returns the comparison with the history.
  */
-async function resumeUnderLoad(servers: () => TestServer[], options: { writers: number; resumes: number; everyMs: number; holdMs?: number; between?: (round: number) => Promise<void> }) {
+async function resumeUnderLoad(
+  servers: () => TestServer[],
+  options: { writers: number; resumes: number; everyMs: number; holdMs?: number; between?: (round: number) => Promise<void> },
+) {
   const first = servers()[0]!;
   const leases = await Promise.all(
     Array.from({ length: options.writers }, async (_, i) => {
@@ -134,14 +138,14 @@ async function resumeUnderLoad(servers: () => TestServer[], options: { writers: 
       const report = () =>
         options.holdMs && w % 2
           ? commit(async ({ db, changed }) => {
-                const change = await recordChange(
-                  db,
-                  updateTask({ pick: pickById(id), guard: Prisma.sql`t."leaseToken" = ${lease}`, set: Prisma.sql`message = ${`step ${n}`}` }),
-                  { type: 'PROGRESS', at: new Date() },
-                );
-                await sleep(Math.random() * options.holdMs!);
-                return changed(change!);
-              })
+              const change = await recordChange(
+                db,
+                updateTask({ pick: pickById(id), guard: Prisma.sql`t."leaseToken" = ${lease}`, set: Prisma.sql`message = ${`step ${n}`}` }),
+                { type: 'PROGRESS', at: new Date() },
+              );
+              await sleep(Math.random() * options.holdMs!);
+              return changed(change!);
+            })
           : tasks.reportProgress(id, lease, { message: `step ${n}` });
       // A server being restarted refuses for a moment; the writer carries on.
       const ok = await report().then(
@@ -203,7 +207,10 @@ describeEachDatabase('resuming taskUpdated [%s]', (kind) => {
     const client = server.ws();
     const errorOf = (after: string) =>
       new Promise<any>((resolve) =>
-        client.subscribe({ query: UPDATES, variables: { after } }, { next: (m) => resolve(m.errors?.[0]), error: (e) => resolve((e as any[])[0] ?? e), complete: () => {} }),
+        client.subscribe(
+          { query: UPDATES, variables: { after } },
+          { next: (m) => resolve(m.errors?.[0]), error: (e) => resolve((e as any[])[0] ?? e), complete: () => {} },
+        ),
       );
     const stale = await errorOf('1234');
     expect(stale.extensions.code).toBe('STALE_CURSOR');

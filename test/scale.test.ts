@@ -59,7 +59,10 @@ describeEachDatabase('data at scale [%s]', (kind) => {
     });
     await Promise.allSettled(attempts);
     // Then deletions of what finished, and new claims of what was requeued, at once.
-    const finished = await prisma.task.findMany({ where: { status: { in: [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED] } }, select: { id: true } });
+    const finished = await prisma.task.findMany({
+      where: { status: { in: [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED] } },
+      select: { id: true },
+    });
     await Promise.allSettled([
       ...finished.slice(0, 100).map((t) => tasks.delete(t.id)),
       ...Array.from({ length: 100 }, (_, i) => tasks.claim(`late${i}`, null)),
@@ -93,7 +96,10 @@ describeEachDatabase('data at scale [%s]', (kind) => {
         // Ages in ms: random, or exactly on (or one ms either side of) a clock, where rules disagree first.
         const age = fc.oneof(
           fc.integer({ min: 0, max: 6 * hour }),
-          fc.constantFrom(...clocks).chain((c) => fc.constantFrom(Math.floor(c) - 1, Math.floor(c), Math.floor(c) + 1)).map((c) => Math.max(0, c)),
+          fc
+            .constantFrom(...clocks)
+            .chain((c) => fc.constantFrom(Math.floor(c) - 1, Math.floor(c), Math.floor(c) + 1))
+            .map((c) => Math.max(0, c)),
         );
         const task = fc.record({
           status: fc.constantFrom(TaskStatus.RUNNING, TaskStatus.RUNNING, TaskStatus.RUNNING, TaskStatus.PENDING, TaskStatus.COMPLETED),
@@ -134,7 +140,10 @@ describeEachDatabase('data at scale [%s]', (kind) => {
           })),
         });
         const rows = await prisma.task.findMany();
-        const explained = rows.filter((row) => detectStuck(row, now, rules) !== null).map((row) => row.id).sort();
+        const explained = rows
+          .filter((row) => detectStuck(row, now, rules) !== null)
+          .map((row) => row.id)
+          .sort();
         const selected = (await selectStuck(prisma, rules, now)).map((row) => row.id).sort();
         expect(selected).toEqual(explained);
       }),
@@ -142,56 +151,65 @@ describeEachDatabase('data at scale [%s]', (kind) => {
     );
   });
 
-  it('prunes by age: old finished tasks with their history, old progress entries, old histories of deleted tasks; never a running task', { timeout: 120_000 }, async () => {
-    const { tasks, prisma, clock } = taskHarness(database);
-    const t0 = clock.now();
-    // 40 days ago: one finished, one still running (with progress), one deleted.
-    const oldDone = await tasks.create({ name: 'old done' });
-    const doneLease = await tasks.start(oldDone.id, 'w');
-    await tasks.reportProgress(oldDone.id, doneLease.leaseToken, { progress: 30 });
-    await tasks.complete(oldDone.id, doneLease.leaseToken, {});
-    const oldRunning = await tasks.create({ name: 'old running' });
-    const runLease = await tasks.start(oldRunning.id, 'w');
-    await tasks.reportProgress(oldRunning.id, runLease.leaseToken, { progress: 10 });
-    const oldDeleted = await tasks.create({ name: 'old deleted' });
-    await tasks.stop(oldDeleted.id);
-    await tasks.delete(oldDeleted.id);
-    // Now: a young finished task, with progress, and a young deletion.
-    clock.set(new Date(t0.getTime() + 40 * DAY));
-    await tasks.reportProgress(oldRunning.id, runLease.leaseToken, { progress: 20 });
-    const young = await tasks.create({ name: 'young done' });
-    const youngLease = await tasks.start(young.id, 'w');
-    await tasks.reportProgress(young.id, youngLease.leaseToken, { progress: 50 });
-    await tasks.complete(young.id, youngLease.leaseToken, {});
-    const youngDeleted = await tasks.create({ name: 'young deleted' });
-    await tasks.stop(youngDeleted.id);
-    await tasks.delete(youngDeleted.id);
+  it(
+    'prunes by age: old finished tasks with their history, old progress entries, old histories of deleted tasks; never a running task',
+    { timeout: 120_000 },
+    async () => {
+      const { tasks, prisma, clock } = taskHarness(database);
+      const t0 = clock.now();
+      // 40 days ago: one finished, one still running (with progress), one deleted.
+      const oldDone = await tasks.create({ name: 'old done' });
+      const doneLease = await tasks.start(oldDone.id, 'w');
+      await tasks.reportProgress(oldDone.id, doneLease.leaseToken, { progress: 30 });
+      await tasks.complete(oldDone.id, doneLease.leaseToken, {});
+      const oldRunning = await tasks.create({ name: 'old running' });
+      const runLease = await tasks.start(oldRunning.id, 'w');
+      await tasks.reportProgress(oldRunning.id, runLease.leaseToken, { progress: 10 });
+      const oldDeleted = await tasks.create({ name: 'old deleted' });
+      await tasks.stop(oldDeleted.id);
+      await tasks.delete(oldDeleted.id);
+      // Now: a young finished task, with progress, and a young deletion.
+      clock.set(new Date(t0.getTime() + 40 * DAY));
+      await tasks.reportProgress(oldRunning.id, runLease.leaseToken, { progress: 20 });
+      const young = await tasks.create({ name: 'young done' });
+      const youngLease = await tasks.start(young.id, 'w');
+      await tasks.reportProgress(young.id, youngLease.leaseToken, { progress: 50 });
+      await tasks.complete(young.id, youngLease.leaseToken, {});
+      const youngDeleted = await tasks.create({ name: 'young deleted' });
+      await tasks.stop(youngDeleted.id);
+      await tasks.delete(youngDeleted.id);
 
-    const settings = { taskRetentionMs: 30 * DAY, historyRetentionMs: 30 * DAY };
-    const before = await prisma.taskEvent.count();
-    const dry = await prune(prisma, settings, clock.now(), { dryRun: true });
-    expect(dry).toMatchObject({ tasks: 1, dryRun: true });
-    expect(await prisma.taskEvent.count()).toBe(before); // a dry run deletes nothing
-    // Batches of one row, so the batching itself is exercised.
-    const done = await prune(prisma, settings, clock.now(), { batchSize: 1 });
-    expect(done).toMatchObject({ tasks: 1, events: dry.events, dryRun: false, more: false });
+      const settings = { taskRetentionMs: 30 * DAY, historyRetentionMs: 30 * DAY };
+      const before = await prisma.taskEvent.count();
+      const dry = await prune(prisma, settings, clock.now(), { dryRun: true });
+      expect(dry).toMatchObject({ tasks: 1, dryRun: true });
+      expect(await prisma.taskEvent.count()).toBe(before); // a dry run deletes nothing
+      // Batches of one row, so the batching itself is exercised.
+      const done = await prune(prisma, settings, clock.now(), { batchSize: 1 });
+      expect(done).toMatchObject({ tasks: 1, events: dry.events, dryRun: false, more: false });
 
-    expect((await prisma.task.findMany({ orderBy: { name: 'asc' } })).map((t) => t.name)).toEqual(['old running', 'young done']);
-    expect(await prisma.taskEvent.count({ where: { taskId: oldDone.id } })).toBe(0);
-    expect(await prisma.taskEvent.count({ where: { taskId: oldDeleted.id } })).toBe(0);
-    expect(await prisma.taskEvent.count({ where: { taskId: youngDeleted.id } })).toBe(3); // CREATED, CANCELLED, DELETED
-    const running = await prisma.taskEvent.findMany({ where: { taskId: oldRunning.id }, orderBy: { id: 'asc' } });
-    expect(running.map((e) => e.type)).toEqual(['CREATED', 'STARTED', 'PROGRESS']); // the old PROGRESS went, transitions stay
-    expect(running[2]!.progress).toBe(20);
-    expect((await prisma.taskEvent.findMany({ where: { taskId: young.id } })).map((e) => e.type).sort()).toEqual(['COMPLETED', 'CREATED', 'PROGRESS', 'STARTED']);
-    expect(sorted(await readCounts(prisma))).toEqual(await recount(prisma));
+      expect((await prisma.task.findMany({ orderBy: { name: 'asc' } })).map((t) => t.name)).toEqual(['old running', 'young done']);
+      expect(await prisma.taskEvent.count({ where: { taskId: oldDone.id } })).toBe(0);
+      expect(await prisma.taskEvent.count({ where: { taskId: oldDeleted.id } })).toBe(0);
+      expect(await prisma.taskEvent.count({ where: { taskId: youngDeleted.id } })).toBe(3); // CREATED, CANCELLED, DELETED
+      const running = await prisma.taskEvent.findMany({ where: { taskId: oldRunning.id }, orderBy: { id: 'asc' } });
+      expect(running.map((e) => e.type)).toEqual(['CREATED', 'STARTED', 'PROGRESS']); // the old PROGRESS went, transitions stay
+      expect(running[2]!.progress).toBe(20);
+      expect((await prisma.taskEvent.findMany({ where: { taskId: young.id } })).map((e) => e.type).sort()).toEqual([
+        'COMPLETED',
+        'CREATED',
+        'PROGRESS',
+        'STARTED',
+      ]);
+      expect(sorted(await readCounts(prisma))).toEqual(await recount(prisma));
 
-    // Nothing is due any more; with retention off nothing goes at all.
-    expect(await prune(prisma, settings, clock.now())).toMatchObject({ tasks: 0, events: 0 });
-    clock.set(new Date(t0.getTime() + 400 * DAY));
-    expect(await prune(prisma, { taskRetentionMs: null, historyRetentionMs: null }, clock.now())).toMatchObject({ tasks: 0, events: 0 });
-    expect(await prisma.task.count()).toBe(2);
-  });
+      // Nothing is due any more; with retention off nothing goes at all.
+      expect(await prune(prisma, settings, clock.now())).toMatchObject({ tasks: 0, events: 0 });
+      clock.set(new Date(t0.getTime() + 400 * DAY));
+      expect(await prune(prisma, { taskRetentionMs: null, historyRetentionMs: null }, clock.now())).toMatchObject({ tasks: 0, events: 0 });
+      expect(await prisma.task.count()).toBe(2);
+    },
+  );
 
   it("the monitor's upkeep round folds the counters, prunes in batches and counts the pruned rows on /metrics", async () => {
     const { tasks, prisma, clock, bus } = taskHarness(database);
@@ -234,7 +252,10 @@ describeEachDatabase('data at scale [%s]', (kind) => {
     expect(await tasks.count({ kind: 'report', status: [TaskStatus.COMPLETED, TaskStatus.FAILED] })).toBe(1);
     const stats = await services.stats.taskStats();
     expect(stats).toMatchObject({ total: 5, pending: 4, completed: 1, successRate: 1, stuck: 0 });
-    expect(stats.byKind.map((k) => [k.kind, k.total])).toEqual([['backtest', 4], ['report', 1]]);
+    expect(stats.byKind.map((k) => [k.kind, k.total])).toEqual([
+      ['backtest', 4],
+      ['report', 1],
+    ]);
   });
 
   it('upgrades a database made and filled by the previous migrations in place: nothing lost, counters backfilled', { timeout: 180_000 }, async () => {
@@ -255,7 +276,11 @@ describeEachDatabase('data at scale [%s]', (kind) => {
         SELECT id, kind, 'CREATED', 'api', 0, "createdAt" FROM "Task";`);
       const tasksBefore = await session.query(`SELECT * FROM "Task" ORDER BY id`);
       const eventsBefore = await session.query(`SELECT * FROM "TaskEvent" ORDER BY id`);
-      expect(await migrate(session)).toEqual(readMigrations().slice(ours).map((m) => m.name));
+      expect(await migrate(session)).toEqual(
+        readMigrations()
+          .slice(ours)
+          .map((m) => m.name),
+      );
       expect(await session.query(`SELECT * FROM "Task" ORDER BY id`)).toEqual(tasksBefore);
       expect(await session.query(`SELECT * FROM "TaskEvent" ORDER BY id`)).toEqual(eventsBefore);
       const counters = await session.query<{ kind: string; status: string; n: number; seconds: number; timed: number }>(

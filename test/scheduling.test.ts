@@ -111,7 +111,11 @@ describeEachDatabase('scheduling [%s]', (kind) => {
     const before = await h.prisma.task.count();
     expect(
       await codeOf(() =>
-        h.tasks.createMany([{ name: 'x', dependsOnIndex: [2] }, { name: 'y', dependsOnIndex: [0] }, { name: 'z', dependsOnIndex: [1] }]),
+        h.tasks.createMany([
+          { name: 'x', dependsOnIndex: [2] },
+          { name: 'y', dependsOnIndex: [0] },
+          { name: 'z', dependsOnIndex: [1] },
+        ]),
       ),
     ).toBe('DEPENDENCY_CYCLE');
     expect(await codeOf(() => h.tasks.createMany([{ name: 'self', dependsOnIndex: [0] }]))).toBe('DEPENDENCY_CYCLE');
@@ -171,7 +175,7 @@ describeEachDatabase('scheduling [%s]', (kind) => {
     const violations: number[] = [];
     const claimer = async (n: number) => {
       const tasks = n % 2 === 0 ? h.tasks : second.tasks;
-      for (let idle = 0; idle < 50 && done < total; ) {
+      for (let idle = 0; idle < 50 && done < total;) {
         const lease = await tasks.claim(`claimer-${n}`, n % 5 === 0 ? undefined : ['heavy']);
         if (!lease) {
           idle++;
@@ -203,7 +207,11 @@ describeEachDatabase('scheduling [%s]', (kind) => {
 
   it('a retryable failure requeues with backoff within ±10%, recorded in its history; the last attempt fails', async () => {
     const task = await h.tasks.create({ name: 'flaky', maxAttempts: 4, retryBackoff: { initialSeconds: 10, factor: 3, maxSeconds: 60 } });
-    for (const [attempt, base] of [[1, 10], [2, 30], [3, 60]] as const) {
+    for (const [attempt, base] of [
+      [1, 10],
+      [2, 30],
+      [3, 60],
+    ] as const) {
       const lease = (await h.tasks.claim('w1'))!;
       expect(lease.task.attempt).toBe(attempt);
       const requeued = await h.tasks.fail(task.id, lease.leaseToken, 'connection reset', null, { retryable: true });

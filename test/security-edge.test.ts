@@ -60,11 +60,14 @@ describe.each(databaseKinds)('edge inputs (%s)', (kind) => {
 
       const { createTask } = await server.ok(CREATE, { input: { name: 'worked on' } });
       const { startTask } = await server.ok('mutation ($id: ID!) { startTask(id: $id, workerId: "w1") { leaseToken } }', { id: createTask.id });
-      const report = await server.gql('mutation ($id: ID!, $lease: String!, $m: String) { reportProgress(id: $id, leaseToken: $lease, progress: 5, message: $m) { message } }', {
-        id: createTask.id,
-        lease: startTask.leaseToken,
-        m: value,
-      });
+      const report = await server.gql(
+        'mutation ($id: ID!, $lease: String!, $m: String) { reportProgress(id: $id, leaseToken: $lease, progress: 5, message: $m) { message } }',
+        {
+          id: createTask.id,
+          lease: startTask.leaseToken,
+          m: value,
+        },
+      );
       expect(report.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'message' });
       const start = await server.gql('mutation ($w: String!) { claimTask(workerId: $w) { leaseToken } }', { w: `worker${value}` });
       expect(start.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'workerId' });
@@ -115,20 +118,25 @@ describe.each(databaseKinds)('edge inputs (%s)', (kind) => {
       expect(createTask).toMatchObject({ name: text, params: { path: text, [text]: true } });
     });
 
-    it.each(['0000-01-01T00:00:00Z', '-000001-01-01T00:00:00Z', '+275760-09-13T00:00:00Z'])('refuses taskStats(since: "%s") as BAD_USER_INPUT', async (since) => {
-      const literal = await post(server.url, { query: `{ taskStats(since: "${since}") { total } }` });
-      expect(literal.status).toBeLessThan(500);
-      expect(literal.json.errors[0].extensions.code).toBe('BAD_USER_INPUT');
-      const variable = await post(server.url, { query: 'query ($since: DateTime) { taskStats(since: $since) { total } }', variables: { since } });
-      expect(variable.json.errors[0].extensions.code).toBe('BAD_USER_INPUT');
-    });
+    it.each(['0000-01-01T00:00:00Z', '-000001-01-01T00:00:00Z', '+275760-09-13T00:00:00Z'])(
+      'refuses taskStats(since: "%s") as BAD_USER_INPUT',
+      async (since) => {
+        const literal = await post(server.url, { query: `{ taskStats(since: "${since}") { total } }` });
+        expect(literal.status).toBeLessThan(500);
+        expect(literal.json.errors[0].extensions.code).toBe('BAD_USER_INPUT');
+        const variable = await post(server.url, { query: 'query ($since: DateTime) { taskStats(since: $since) { total } }', variables: { since } });
+        expect(variable.json.errors[0].extensions.code).toBe('BAD_USER_INPUT');
+      },
+    );
 
     it.each(['0001-01-01T00:00:00Z', '1970-01-01T00:00:00Z', '9999-12-31T23:59:59Z'])('takes taskStats(since: "%s")', async (since) => {
       expect((await server.ok(`{ taskStats(since: "${since}") { total } }`)).taskStats.total).toEqual(expect.any(Number));
     });
 
     it('answers GET with variables={bad with 400', async () => {
-      const response = await fetch(`${server.url}?query=${encodeURIComponent('{ monitor { enabled } }')}&variables={bad`, { headers: { accept: 'application/json' } });
+      const response = await fetch(`${server.url}?query=${encodeURIComponent('{ monitor { enabled } }')}&variables={bad`, {
+        headers: { accept: 'application/json' },
+      });
       expect(response.status).toBe(400);
       const json = (await response.json()) as any;
       expect(json.errors[0].extensions.code).toBe('BAD_REQUEST');
@@ -219,7 +227,15 @@ describe('the CLI shows stored control characters escaped, never raw', () => {
     const server = await startTestServer(database, { HEARTBEAT_TIMEOUT: '1m', STALL_TIMEOUT: '1m', MONITOR_ACTION: 'none' });
     // Stored before the server refused such names (or written by another tool): it must still print safely.
     await database.db.prisma.task.create({
-      data: { name: hostile.name, status: 'RUNNING', message: hostile.message, workerId: hostile.workerId, startedAt: new Date(0), lastHeartbeatAt: new Date(0), lastProgressAt: new Date(0) },
+      data: {
+        name: hostile.name,
+        status: 'RUNNING',
+        message: hostile.message,
+        workerId: hostile.workerId,
+        startedAt: new Date(0),
+        lastHeartbeatAt: new Date(0),
+        lastProgressAt: new Date(0),
+      },
     });
     const cli = (args: string[]) =>
       new Promise<{ stdout: string; stderr: string; code: number | null }>((resolve) => {

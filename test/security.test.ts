@@ -34,7 +34,10 @@ const operations: Record<string, { permission: Permission; query: string; kind?:
   'Mutation.startTask': { permission: 'work', query: `mutation { startTask(id: "${ID}", workerId: "w") { leaseToken } }`, answer: 'NOT_FOUND' },
   'Mutation.claimTask': { permission: 'work', query: `mutation { claimTask(workerId: "w", kinds: ["nothing-pending"]) { leaseToken } }` },
   'Mutation.reportProgress': { permission: 'work', query: `mutation { reportProgress(id: "${ID}", leaseToken: "l") { id } }`, answer: 'NOT_FOUND' },
-  'Mutation.reportProgressBatch': { permission: 'work', query: `mutation { reportProgressBatch(reports: [{ id: "${ID}", leaseToken: "l" }]) { id accepted code } }` },
+  'Mutation.reportProgressBatch': {
+    permission: 'work',
+    query: `mutation { reportProgressBatch(reports: [{ id: "${ID}", leaseToken: "l" }]) { id accepted code } }`,
+  },
   'Mutation.completeTask': { permission: 'work', query: `mutation { completeTask(id: "${ID}", leaseToken: "l") { id } }`, answer: 'NOT_FOUND' },
   'Mutation.failTask': { permission: 'work', query: `mutation { failTask(id: "${ID}", leaseToken: "l", error: "e") { id } }`, answer: 'NOT_FOUND' },
   'Mutation.releaseTask': { permission: 'work', query: `mutation { releaseTask(id: "${ID}", leaseToken: "l") { id } }`, answer: 'NOT_FOUND' },
@@ -118,7 +121,12 @@ describe('access control', () => {
   }
 
   it('asks for a token once any exists: none, malformed or unknown gets 401 UNAUTHENTICATED', async () => {
-    for (const headers of [{} as Record<string, string>, { authorization: 'Basic abc' }, { authorization: 'Bearer tw_nope_nope' }, { authorization: `Bearer ${token.admin}x` }]) {
+    for (const headers of [
+      {} as Record<string, string>,
+      { authorization: 'Basic abc' },
+      { authorization: 'Bearer tw_nope_nope' },
+      { authorization: `Bearer ${token.admin}x` },
+    ]) {
       const { status, json } = await post(server.url, { query: '{ viewer { name } }' }, headers);
       expect(status).toBe(401);
       expect(json.errors[0].extensions.code).toBe('UNAUTHENTICATED');
@@ -142,16 +150,26 @@ describe('access control', () => {
     const { json: a } = await post(server.url, { query: 'mutation { createTask(input: { name: "a" }) { id } }' }, as('worker'));
     const { json: b } = await post(server.url, { query: 'mutation { createTask(input: { name: "b" }) { id } }' }, as('worker'));
     const lease = async (id: string, worker: string) =>
-      (await post(server.url, { query: `mutation { startTask(id: "${id}", workerId: "${worker}") { leaseToken } }` }, as('worker'))).json.data.startTask.leaseToken;
+      (await post(server.url, { query: `mutation { startTask(id: "${id}", workerId: "${worker}") { leaseToken } }` }, as('worker'))).json.data.startTask
+        .leaseToken;
     await lease(a.data.createTask.id, 'w-a');
     const leaseOfB = await lease(b.data.createTask.id, 'w-b');
-    const { json } = await post(server.url, { query: `mutation { completeTask(id: "${a.data.createTask.id}", leaseToken: "${leaseOfB}") { id } }` }, as('worker'));
+    const { json } = await post(
+      server.url,
+      { query: `mutation { completeTask(id: "${a.data.createTask.id}", leaseToken: "${leaseOfB}") { id } }` },
+      as('worker'),
+    );
     expect(json.errors[0].extensions.code).toBe('LEASE_MISMATCH');
   });
 
   it('closes the live connections of a token the moment it is revoked', async () => {
     const { token: doomed } = await server.taskwarden.services.tokens.create({ name: 'doomed', role: 'viewer', createdBy: 'test' });
-    const client = createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${doomed}` }, retryAttempts: 0 });
+    const client = createClient({
+      url: server.url.replace('http', 'ws'),
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${doomed}` },
+      retryAttempts: 0,
+    });
     const closed = new Promise<number>((resolve) => client.on('closed', (event) => resolve((event as { code: number }).code)));
     const connected = new Promise((resolve) => client.on('connected', resolve));
     client.subscribe({ query: 'subscription { taskUpdated { id } }' }, { next: () => {}, error: () => {}, complete: () => {} });
@@ -198,7 +216,8 @@ describe('zero-config access', () => {
     const database = await openTestDatabase('pglite');
     const server = await startTestServer(database);
     expect((await post(server.url, { query: '{ viewer { name role open } }' })).json.data.viewer).toEqual({ name: 'local', role: 'ADMIN', open: true });
-    const created = (await post(server.url, { query: 'mutation { createApiToken(name: "first", role: ADMIN) { token apiToken { name } } }' })).json.data.createApiToken;
+    const created = (await post(server.url, { query: 'mutation { createApiToken(name: "first", role: ADMIN) { token apiToken { name } } }' })).json.data
+      .createApiToken;
     expect(created.token).toMatch(/^tw_[A-Za-z0-9_-]{12}_[A-Za-z0-9_-]{43}$/);
     await new Promise((r) => setTimeout(r, 50));
     expect((await post(server.url, { query: '{ viewer { name } }' })).status).toBe(401);
@@ -210,10 +229,12 @@ describe('zero-config access', () => {
   it('refuses to listen beyond loopback without a token, and starts with one from TASKWARDEN_TOKENS', async () => {
     const database = await openTestDatabase('pglite');
     const log = pino({ level: 'silent' });
-    await expect(startTaskwarden({ config: loadConfig({ PORT: '0', HOST: '0.0.0.0', MONITOR_ENABLED: 'false' }), log, db: database.db })).rejects.toMatchObject({
-      code: 'CONFIG_INVALID',
-      message: expect.stringContaining('npx taskwarden token create --role admin'),
-    });
+    await expect(startTaskwarden({ config: loadConfig({ PORT: '0', HOST: '0.0.0.0', MONITOR_ENABLED: 'false' }), log, db: database.db })).rejects.toMatchObject(
+      {
+        code: 'CONFIG_INVALID',
+        message: expect.stringContaining('npx taskwarden token create --role admin'),
+      },
+    );
     const secret = 'a-long-enough-secret-from-the-orchestrator';
     const server = await startTaskwarden({
       config: loadConfig({ PORT: '0', HOST: '0.0.0.0', MONITOR_ENABLED: 'false', TASKWARDEN_TOKENS: `deployer:operator:${secret}` }),
@@ -221,7 +242,10 @@ describe('zero-config access', () => {
       db: database.db,
     });
     const url = server.url.replace('0.0.0.0', '127.0.0.1');
-    expect((await post(url, { query: '{ viewer { name role } }' }, { authorization: `Bearer ${secret}` })).json.data.viewer).toEqual({ name: 'deployer', role: 'OPERATOR' });
+    expect((await post(url, { query: '{ viewer { name role } }' }, { authorization: `Bearer ${secret}` })).json.data.viewer).toEqual({
+      name: 'deployer',
+      role: 'OPERATOR',
+    });
     expect((await post(url, { query: '{ viewer { name } }' })).status).toBe(401);
     await server.stop();
     await database.close();
@@ -235,7 +259,8 @@ describe('connection limits', () => {
     const ws = () => createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} });
     const first = ws();
     const errors: unknown[] = [];
-    for (let i = 0; i < 3; i++) first.subscribe({ query: 'subscription { taskUpdated { id } }' }, { next: () => {}, error: (e) => errors.push(e), complete: () => {} });
+    for (let i = 0; i < 3; i++)
+      first.subscribe({ query: 'subscription { taskUpdated { id } }' }, { next: () => {}, error: (e) => errors.push(e), complete: () => {} });
     await until(() => errors.length === 1);
     expect(JSON.stringify(errors[0])).toContain('LIMIT_EXCEEDED');
 
@@ -257,10 +282,13 @@ describe('connection limits', () => {
       createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {} }),
     );
     const outcomes = await Promise.all(
-      clients.map((client) => new Promise<string>((resolve) => {
-        client.on('connected', () => resolve('connected'));
-        client.on('closed', (event) => resolve(`closed ${(event as { code?: number }).code}`));
-      })),
+      clients.map(
+        (client) =>
+          new Promise<string>((resolve) => {
+            client.on('connected', () => resolve('connected'));
+            client.on('closed', (event) => resolve(`closed ${(event as { code?: number }).code}`));
+          }),
+      ),
     );
     expect(outcomes).toEqual(Array(6).fill('connected'));
     await Promise.all(clients.map((client) => client.dispose()));
@@ -373,7 +401,9 @@ async function subscribeOnce(url: string, query: string, token: string, opened: 
       if (chunk.done) return;
       text += new TextDecoder().decode(chunk.value);
     }
-  })().catch(() => {}).finally(() => (done = true));
+  })()
+    .catch(() => {})
+    .finally(() => (done = true));
   try {
     const deadline = Date.now() + 10_000;
     for (;;) {
@@ -397,4 +427,3 @@ async function until(check: () => boolean, timeoutMs = 5000) {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
-

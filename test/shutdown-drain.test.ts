@@ -17,7 +17,11 @@ describeEachDatabase('shutdown under a busy kept-alive client [%s]', (kind) => {
     const inFlight: Promise<void>[] = [];
     // fetch keeps its connections alive and reuses them, as the SDK's client does.
     const fire = () =>
-      fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'mutation { createTask(input: { name: "in flight" }) { id } }' }) }).then(
+      fetch(server.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: 'mutation { createTask(input: { name: "in flight" }) { id } }' }),
+      }).then(
         async (response) => count((await response.text()).includes('createTask') ? 'answered' : `status ${response.status}`),
         (error: Error & { cause?: { code?: string } }) => count(error.cause?.code ?? error.message),
       );

@@ -2,7 +2,6 @@ import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { MonitorSettings } from '../src/monitor/monitor.js';
 import { openDatabase } from '../src/db/open.js';
-import { createMonitor } from '../src/monitor/monitor.js';
 import { createServices } from '../src/services.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startProxy } from './support/proxy.js';
@@ -39,7 +38,11 @@ describeEachDatabase('the heartbeat and stall clocks [%s]', (kind) => {
     const quick = await running('quick', { heartbeatTimeoutSeconds: 30 });
     const plain = await running('plain');
     const patient = await running('patient', { heartbeatTimeoutSeconds: 600 });
-    names = new Map([[quick.id, 'quick'], [plain.id, 'plain'], [patient.id, 'patient']]);
+    names = new Map([
+      [quick.id, 'quick'],
+      [plain.id, 'plain'],
+      [patient.id, 'patient'],
+    ]);
 
     h.clock.advance(31 * SECOND);
     expect(await stuckNow()).toEqual(['quick:NO_HEARTBEAT']);
@@ -52,7 +55,11 @@ describeEachDatabase('the heartbeat and stall clocks [%s]', (kind) => {
   });
 
   it("judges a stalled phase by the task's own stall timeout, shorter or longer than the configured one", async () => {
-    const tasks = { short: await running('short', { stallTimeoutMinutes: 5 }), plain: await running('plain'), long: await running('long', { stallTimeoutMinutes: 120 }) };
+    const tasks = {
+      short: await running('short', { stallTimeoutMinutes: 5 }),
+      plain: await running('plain'),
+      long: await running('long', { stallTimeoutMinutes: 120 }),
+    };
     names = new Map(Object.entries(tasks).map(([name, t]) => [t.id, name]));
     for (const t of Object.values(tasks)) await h.tasks.reportProgress(t.id, t.leaseToken, { progress: 90, message: 'saving results' });
     const beatFor = async (minutes: number) => {
@@ -74,7 +81,10 @@ describeEachDatabase('the heartbeat and stall clocks [%s]', (kind) => {
   it("lets an operator's timeout replace every clock for one call, the task's own included", async () => {
     const quick = await running('quick', { heartbeatTimeoutSeconds: 30 });
     const patient = await running('patient', { heartbeatTimeoutSeconds: 3600 });
-    names = new Map([[quick.id, 'quick'], [patient.id, 'patient']]);
+    names = new Map([
+      [quick.id, 'quick'],
+      [patient.id, 'patient'],
+    ]);
     h.clock.advance(5 * MINUTE);
     expect(await stuckNow()).toEqual(['quick:NO_HEARTBEAT']);
     expect(await stuckNow(10 * MINUTE)).toEqual([]);
@@ -86,7 +96,10 @@ describeEachDatabase('the heartbeat and stall clocks [%s]', (kind) => {
   it('calls a worker that died just after a heartbeat dead, not frozen, when its stall clock is the shorter one', async () => {
     const died = await running('died', { stallTimeoutMinutes: 1 });
     const frozen = await running('frozen', { stallTimeoutMinutes: 1 });
-    names = new Map([[died.id, 'died'], [frozen.id, 'frozen']]);
+    names = new Map([
+      [died.id, 'died'],
+      [frozen.id, 'frozen'],
+    ]);
     for (const t of [died, frozen]) await h.tasks.reportProgress(t.id, t.leaseToken, { progress: 50 });
     h.clock.advance(10 * SECOND);
     await h.tasks.reportProgress(died.id, died.leaseToken); // its last sign of life
@@ -106,7 +119,13 @@ describeEachDatabase('the heartbeat and stall clocks [%s]', (kind) => {
     h.clock.advance(10 * MINUTE);
     expect(await stuckNow()).toEqual(['task:NO_HEARTBEAT']);
     // A new server on the same data: it could not hear the worker before it started.
-    const restarted = createServices({ prisma: h.prisma, clock: h.clock, bus: h.bus, monitor: { ...h.services.monitor.settings, ...clocks }, log: pino({ level: 'silent' }) });
+    const restarted = createServices({
+      prisma: h.prisma,
+      clock: h.clock,
+      bus: h.bus,
+      monitor: { ...h.services.monitor.settings, ...clocks },
+      log: pino({ level: 'silent' }),
+    });
     expect(restarted.monitor.status().graceUntil).toEqual(new Date(h.clock.now().getTime() + 2 * MINUTE));
     expect((await restarted.monitor.sweepNow()).found).toEqual([]);
     h.clock.advance(2 * MINUTE);
@@ -193,7 +212,12 @@ describeEachDatabase('clocks through the API [%s]', (kind) => {
 
   it('shows the clocks and the grace on monitor, and how late a detection was on monitor and /metrics', async () => {
     const fresh = await server.ok('{ monitor { heartbeatTimeoutSeconds stallTimeoutMinutes graceUntil lastDetectionDelaySeconds } }');
-    expect(fresh.monitor).toMatchObject({ heartbeatTimeoutSeconds: 90, stallTimeoutMinutes: 20, graceUntil: expect.any(String), lastDetectionDelaySeconds: null });
+    expect(fresh.monitor).toMatchObject({
+      heartbeatTimeoutSeconds: 90,
+      stallTimeoutMinutes: 20,
+      graceUntil: expect.any(String),
+      lastDetectionDelaySeconds: null,
+    });
     const { id } = await create({ name: 'goes silent' });
     await server.ok(`mutation($id: ID!) { startTask(id: $id, workerId: "w") { leaseToken } }`, { id });
     server.clock.advance(105 * SECOND);

@@ -176,59 +176,63 @@ describeEachDatabase('live updates [%s]', (kind) => {
     sub.unsubscribe();
   });
 
-  it('ends a client that stops reading with SUBSCRIPTION_OVERFLOW; resuming from the last id it got misses and repeats nothing', { timeout: 120_000 }, async () => {
-    const small = await startTestServer(database, { SUBSCRIPTION_BUFFER: '5' });
-    try {
-      // A graphql-ws client whose socket the test can stop reading, as a stalled browser tab would.
-      const sockets: WebSocket[] = [];
-      const client = createClient({
-        url: small.url.replace(/^http/, 'ws'),
-        retryAttempts: 0,
-        webSocketImpl: class extends WebSocket {
-          constructor(...args: ConstructorParameters<typeof WebSocket>) {
-            super(...args);
-            sockets.push(this);
-          }
-        },
-      });
-      const bus = small.taskwarden.services.bus;
-      const baseline = bus.openSubscriptions;
-      const first: string[] = [];
-      let ended: unknown;
-      client.subscribe(
-        { query: 'subscription { taskUpdated { id task { params } } }' },
-        { next: (m: any) => void first.push(m.data.taskUpdated.id), error: (e) => void (ended = e), complete: () => {} },
-      );
-      await until(() => bus.openSubscriptions > baseline);
-      sockets[0]!.pause();
-      // Large events fill the socket's buffers, then the subscription's 5; it is ended rather than grown.
-      const params = { prices: 'x'.repeat(60_000) };
-      for (let i = 0; bus.openSubscriptions > baseline; i++) {
-        if (i > 500) throw new Error('the subscription never overflowed');
-        await small.ok(`mutation($p: JSON) { createTask(input: { name: "big", params: $p }) { id } }`, { p: params });
-      }
-      for (let i = 0; i < 3; i++) await small.ok(`mutation { createTask(input: { name: "after the overflow" }) { id } }`);
-      sockets[0]!.resume();
-      await until(() => ended !== undefined, 20_000);
-      expect(ended).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: 'SUBSCRIPTION_OVERFLOW' }) })]);
-      expect(first.length).toBeGreaterThan(0);
-      await client.dispose();
+  it(
+    'ends a client that stops reading with SUBSCRIPTION_OVERFLOW; resuming from the last id it got misses and repeats nothing',
+    { timeout: 120_000 },
+    async () => {
+      const small = await startTestServer(database, { SUBSCRIPTION_BUFFER: '5' });
+      try {
+        // A graphql-ws client whose socket the test can stop reading, as a stalled browser tab would.
+        const sockets: WebSocket[] = [];
+        const client = createClient({
+          url: small.url.replace(/^http/, 'ws'),
+          retryAttempts: 0,
+          webSocketImpl: class extends WebSocket {
+            constructor(...args: ConstructorParameters<typeof WebSocket>) {
+              super(...args);
+              sockets.push(this);
+            }
+          },
+        });
+        const bus = small.taskwarden.services.bus;
+        const baseline = bus.openSubscriptions;
+        const first: string[] = [];
+        let ended: unknown;
+        client.subscribe(
+          { query: 'subscription { taskUpdated { id task { params } } }' },
+          { next: (m: any) => void first.push(m.data.taskUpdated.id), error: (e) => void (ended = e), complete: () => {} },
+        );
+        await until(() => bus.openSubscriptions > baseline);
+        sockets[0]!.pause();
+        // Large events fill the socket's buffers, then the subscription's 5; it is ended rather than grown.
+        const params = { prices: 'x'.repeat(60_000) };
+        for (let i = 0; bus.openSubscriptions > baseline; i++) {
+          if (i > 500) throw new Error('the subscription never overflowed');
+          await small.ok(`mutation($p: JSON) { createTask(input: { name: "big", params: $p }) { id } }`, { p: params });
+        }
+        for (let i = 0; i < 3; i++) await small.ok(`mutation { createTask(input: { name: "after the overflow" }) { id } }`);
+        sockets[0]!.resume();
+        await until(() => ended !== undefined, 20_000);
+        expect(ended).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: 'SUBSCRIPTION_OVERFLOW' }) })]);
+        expect(first.length).toBeGreaterThan(0);
+        await client.dispose();
 
-      const all: string[] = [];
-      for (;;) {
-        const page = (await small.ok('query($after: ID) { taskEvents(first: 100, afterEventId: $after) { id } }', { after: all.at(-1) })).taskEvents;
-        all.push(...page.map((e: { id: string }) => e.id));
-        if (page.length < 100) break;
+        const all: string[] = [];
+        for (;;) {
+          const page = (await small.ok('query($after: ID) { taskEvents(first: 100, afterEventId: $after) { id } }', { after: all.at(-1) })).taskEvents;
+          all.push(...page.map((e: { id: string }) => e.id));
+          if (page.length < 100) break;
+        }
+        const resumed = subscribe(small, 'subscription($after: ID) { taskUpdated(afterEventId: $after) { id } }', { after: first.at(-1) });
+        await resumed.until(() => first.length + resumed.messages.length >= all.length, 20_000);
+        await new Promise((r) => setTimeout(r, 200));
+        expect([...first, ...resumed.messages.map((m) => m.data.taskUpdated.id)]).toEqual(all);
+        resumed.unsubscribe();
+      } finally {
+        await small.stop();
       }
-      const resumed = subscribe(small, 'subscription($after: ID) { taskUpdated(afterEventId: $after) { id } }', { after: first.at(-1) });
-      await resumed.until(() => first.length + resumed.messages.length >= all.length, 20_000);
-      await new Promise((r) => setTimeout(r, 200));
-      expect([...first, ...resumed.messages.map((m) => m.data.taskUpdated.id)]).toEqual(all);
-      resumed.unsubscribe();
-    } finally {
-      await small.stop();
-    }
-  });
+    },
+  );
 
   it('loses and repeats nothing when an event lands while a resuming subscription replays the history', { timeout: 60_000 }, async () => {
     // The replay's read of the history is held until the test lets it go, so the event is written
@@ -255,7 +259,12 @@ describeEachDatabase('live updates [%s]', (kind) => {
       const lease = (await hooked.ok(`mutation($id: ID!) { startTask(id: $id, workerId: "w") { leaseToken } }`, { id })).startTask.leaseToken as string;
       // A new message each time: the history keeps every change of message (progress alone is sampled).
       const report = (p: number) =>
-        hooked.ok(`mutation($id: ID!, $l: String!, $p: Float, $m: String) { reportProgress(id: $id, leaseToken: $l, progress: $p, message: $m) { id } }`, { id, l: lease, p, m: `at ${p}` });
+        hooked.ok(`mutation($id: ID!, $l: String!, $p: Float, $m: String) { reportProgress(id: $id, leaseToken: $l, progress: $p, message: $m) { id } }`, {
+          id,
+          l: lease,
+          p,
+          m: `at ${p}`,
+        });
       const [created] = (await hooked.ok(`query($id: ID!) { taskEvents(taskId: $id) { id } }`, { id })).taskEvents;
 
       // A live subscriber on the same instance shows when the feed has published the racing event.
@@ -265,7 +274,10 @@ describeEachDatabase('live updates [%s]', (kind) => {
       const replaying = new Promise<void>((resolve) => (reached = resolve));
       let release!: () => void;
       hold = { reached, released: new Promise<void>((resolve) => (release = resolve)) };
-      const resumed = subscribe(hooked, 'subscription($id: ID, $after: ID) { taskUpdated(id: $id, afterEventId: $after) { id type progress } }', { id, after: created.id });
+      const resumed = subscribe(hooked, 'subscription($id: ID, $after: ID) { taskUpdated(id: $id, afterEventId: $after) { id type progress } }', {
+        id,
+        after: created.id,
+      });
       await replaying; // it has joined the feed and is reading the history
       await report(10);
       await live.until(() => live.messages.some((m) => m.data.taskUpdated.progress === 10));
@@ -273,7 +285,9 @@ describeEachDatabase('live updates [%s]', (kind) => {
       await report(20);
       await resumed.until(() => resumed.messages.length >= 3);
       await new Promise((r) => setTimeout(r, 300));
-      const history = (await hooked.ok(`query($id: ID!, $after: ID) { taskEvents(taskId: $id, afterEventId: $after) { id type progress } }`, { id, after: created.id })).taskEvents;
+      const history = (
+        await hooked.ok(`query($id: ID!, $after: ID) { taskEvents(taskId: $id, afterEventId: $after) { id type progress } }`, { id, after: created.id })
+      ).taskEvents;
       expect(history.map((e: any) => [e.type, e.progress])).toEqual([
         ['STARTED', 0],
         ['PROGRESS', 10],

@@ -43,7 +43,9 @@ describeEachDatabase('Task.events on a page of tasks [%s]', (kind) => {
     expect(page.statements).toBeLessThan(10);
 
     // Arguments apply per task, in the same single read.
-    const limited = await statementsFor(`{ tasks(first: 100) { edges { node { id first: events(first: 1) { type } started: events(types: [STARTED]) { type } } } } }`);
+    const limited = await statementsFor(
+      `{ tasks(first: 100) { edges { node { id first: events(first: 1) { type } started: events(types: [STARTED]) { type } } } } }`,
+    );
     for (const { node } of limited.data.tasks.edges) {
       expect(node.first).toEqual([{ type: 'CREATED' }]);
       expect(node.started).toEqual(ids.indexOf(node.id) % 2 === 0 ? [{ type: 'STARTED' }] : []);

@@ -39,7 +39,13 @@ describeEachDatabase('task lifecycle [%s]', (kind) => {
     fail: { PENDING: 'LEASE_MISMATCH', RUNNING: 'OK', COMPLETED: 'LEASE_MISMATCH', FAILED: 'LEASE_MISMATCH', CANCELLED: 'LEASE_MISMATCH' },
     release: { PENDING: 'LEASE_MISMATCH', RUNNING: 'OK', COMPLETED: 'LEASE_MISMATCH', FAILED: 'LEASE_MISMATCH', CANCELLED: 'LEASE_MISMATCH' },
     stop: { PENDING: 'OK', RUNNING: 'OK', COMPLETED: 'INVALID_TRANSITION', FAILED: 'INVALID_TRANSITION', CANCELLED: 'INVALID_TRANSITION' },
-    forceCancel: { PENDING: 'INVALID_TRANSITION', RUNNING: 'OK', COMPLETED: 'INVALID_TRANSITION', FAILED: 'INVALID_TRANSITION', CANCELLED: 'INVALID_TRANSITION' },
+    forceCancel: {
+      PENDING: 'INVALID_TRANSITION',
+      RUNNING: 'OK',
+      COMPLETED: 'INVALID_TRANSITION',
+      FAILED: 'INVALID_TRANSITION',
+      CANCELLED: 'INVALID_TRANSITION',
+    },
     forceFail: { PENDING: 'INVALID_TRANSITION', RUNNING: 'OK', COMPLETED: 'INVALID_TRANSITION', FAILED: 'INVALID_TRANSITION', CANCELLED: 'INVALID_TRANSITION' },
     delete: { PENDING: 'TASK_NOT_TERMINAL', RUNNING: 'TASK_NOT_TERMINAL', COMPLETED: 'OK', FAILED: 'OK', CANCELLED: 'OK' },
   };
@@ -201,7 +207,13 @@ describeEachDatabase('task lifecycle [%s]', (kind) => {
     await h.tasks.reportProgress(task.id, leaseToken!, { progress: 90, message: 'saving results' });
     h.clock.advance(5000);
     const done = await h.tasks.complete(task.id, leaseToken!, { sharpe: 1.7, trades: [1, 2, 3] });
-    expect(done).toMatchObject({ status: 'COMPLETED', progress: 100, result: { sharpe: 1.7, trades: [1, 2, 3] }, completedAt: h.clock.now(), leaseToken: null });
+    expect(done).toMatchObject({
+      status: 'COMPLETED',
+      progress: 100,
+      result: { sharpe: 1.7, trades: [1, 2, 3] },
+      completedAt: h.clock.now(),
+      leaseToken: null,
+    });
     expect(await codeOf(() => h.tasks.complete(task.id, leaseToken!, { again: true }))).toBe('LEASE_MISMATCH');
   });
 

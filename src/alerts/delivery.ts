@@ -85,7 +85,14 @@ export function createAlertDelivery({
 
   function settle(
     id: bigint,
-    r: { status: 'PENDING' | 'DELIVERED' | 'FAILED'; attempts: number; lastStatus?: number | null; lastError?: string | null; deliveredAt?: boolean; retryInMs?: number },
+    r: {
+      status: 'PENDING' | 'DELIVERED' | 'FAILED';
+      attempts: number;
+      lastStatus?: number | null;
+      lastError?: string | null;
+      deliveredAt?: boolean;
+      retryInMs?: number;
+    },
   ) {
     return prisma.$executeRaw`
       UPDATE "AlertDelivery" SET

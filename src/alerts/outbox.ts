@@ -17,9 +17,7 @@ export async function recordAlerts(db: Db, drafts: AlertDraft[], webhooks: Webho
   if (drafts.length === 0) return [];
   const rows = await db.$queryRaw<RecordedAlert[]>`
     INSERT INTO "Alert" (key, rule, "taskId", kind, payload, "createdAt")
-    VALUES ${Prisma.join(
-      drafts.map((d) => Prisma.sql`(${d.key}, ${d.rule}, ${d.taskId}::uuid, ${d.kind}, ${JSON.stringify(d.payload)}::jsonb, ${at})`),
-    )}
+    VALUES ${Prisma.join(drafts.map((d) => Prisma.sql`(${d.key}, ${d.rule}, ${d.taskId}::uuid, ${d.kind}, ${JSON.stringify(d.payload)}::jsonb, ${at})`))}
     ON CONFLICT (key) DO NOTHING
     RETURNING id, key`;
   const byKey = new Map(drafts.map((d) => [d.key, d]));

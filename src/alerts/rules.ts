@@ -35,7 +35,14 @@ const taskSummary = (task: Task): AlertPayload['task'] => ({
   workerId: task.workerId,
 });
 
-const draft = (key: string, rule: AlertRule, at: Date, task: Task | null, fields: Pick<AlertPayload, 'severity' | 'summary' | 'details'>, kind?: string): AlertDraft => ({
+const draft = (
+  key: string,
+  rule: AlertRule,
+  at: Date,
+  task: Task | null,
+  fields: Pick<AlertPayload, 'severity' | 'summary' | 'details'>,
+  kind?: string,
+): AlertDraft => ({
   key,
   rule,
   taskId: task?.id ?? null,

@@ -70,7 +70,10 @@ export function createAlertService({
         orderBy: { createdAt: 'asc' },
         take: 100,
       });
-      return record(db, waiting.map((task) => pendingAlert(task, now.getTime() - task.createdAt.getTime(), now)));
+      return record(
+        db,
+        waiting.map((task) => pendingAlert(task, now.getTime() - task.createdAt.getTime(), now)),
+      );
     },
 
     /**
@@ -86,10 +89,12 @@ export function createAlertService({
       } catch {
         unrecorded.push(draft);
         await Promise.all(
-          webhooks.filter((w) => accepts(w, draft)).map(async (w) => {
-            const { error } = await post(w, draft.payload);
-            if (error) log.error({ webhook: w.display, error }, 'could not send the monitor alert either');
-          }),
+          webhooks
+            .filter((w) => accepts(w, draft))
+            .map(async (w) => {
+              const { error } = await post(w, draft.payload);
+              if (error) log.error({ webhook: w.display, error }, 'could not send the monitor alert either');
+            }),
         );
       }
     },

@@ -20,7 +20,10 @@ export const tokenName = (name: string) => {
 /** TASKWARDEN_TOKENS: `name:role:secret` entries separated by commas; undefined when one is not. */
 export function parseEnvTokens(text: string): EnvToken[] | undefined {
   const tokens: EnvToken[] = [];
-  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const [name = '', role = '', ...rest] = entry.split(':');
     const secret = rest.join(':');
     if (!NAME.test(name) || !(roles as readonly string[]).includes(role) || secret.length < 16) return undefined;

@@ -119,7 +119,15 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
 
     async list(): Promise<TokenInfo[]> {
       const rows = await prisma.apiToken.findMany({ orderBy: [{ revokedAt: { sort: 'desc', nulls: 'first' } }, { createdAt: 'asc' }] });
-      const fromEnv: TokenInfo[] = env.map((t) => ({ name: t.name, role: t.role, source: 'environment', createdAt: null, createdBy: null, lastUsedAt: null, revokedAt: null }));
+      const fromEnv: TokenInfo[] = env.map((t) => ({
+        name: t.name,
+        role: t.role,
+        source: 'environment',
+        createdAt: null,
+        createdBy: null,
+        lastUsedAt: null,
+        revokedAt: null,
+      }));
       return [...fromEnv, ...rows.map(toInfo)];
     },
 
@@ -200,4 +208,3 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
 function sha256(text: string) {
   return createHash('sha256').update(text).digest('hex');
 }
-

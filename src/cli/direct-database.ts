@@ -42,7 +42,11 @@ export async function openServerDatabase(databaseUrl: string | undefined, { boot
     await db.prisma.$queryRaw`SELECT 1`;
   } catch (error) {
     await db.close();
-    throw new CliError('DATABASE_UNREACHABLE', `The database at ${db.location} does not answer either: ${(error as Error).message.split('\n')[0]}`, ExitCode.unreachable);
+    throw new CliError(
+      'DATABASE_UNREACHABLE',
+      `The database at ${db.location} does not answer either: ${(error as Error).message.split('\n')[0]}`,
+      ExitCode.unreachable,
+    );
   }
   if (!(await db.ready())) {
     await db.close();

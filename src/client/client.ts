@@ -164,8 +164,7 @@ export function createTaskwardenClient(options: TaskwardenClientOptions) {
     /** With `retryable`, requeued with backoff while attempts remain. */
     failTask: async (id: string, leaseToken: string, error: string, options: { retryable?: boolean } = {}) =>
       (await request(ops.FailTaskDocument, { id, leaseToken, error, retryable: options.retryable })).failTask,
-    releaseTask: async (id: string, leaseToken: string, reason?: string) =>
-      (await request(ops.ReleaseTaskDocument, { id, leaseToken, reason })).releaseTask,
+    releaseTask: async (id: string, leaseToken: string, reason?: string) => (await request(ops.ReleaseTaskDocument, { id, leaseToken, reason })).releaseTask,
 
     apiTokens: async () => (await request(ops.ApiTokensDocument)).apiTokens,
     createApiToken: async (name: string, role: TokenRole) => (await request(ops.CreateApiTokenDocument, { name, role })).createApiToken,
@@ -221,6 +220,7 @@ function asClientError(error: unknown): TaskwardenClientError {
     return new TaskwardenClientError(first?.extensions?.code ?? 'GRAPHQL_ERROR', first?.message ?? 'subscription failed');
   }
   const event = error as { code?: number; reason?: string; message?: string };
-  if (typeof event?.code === 'number') return new TaskwardenClientError('NETWORK_ERROR', `subscription connection closed (${event.code}${event.reason ? `: ${event.reason}` : ''})`);
+  if (typeof event?.code === 'number')
+    return new TaskwardenClientError('NETWORK_ERROR', `subscription connection closed (${event.code}${event.reason ? `: ${event.reason}` : ''})`);
   return new TaskwardenClientError('NETWORK_ERROR', event?.message ?? 'subscription connection failed');
 }

@@ -26,4 +26,3 @@ export interface Sink<T> {
   error?(error: TaskwardenClientError): void;
   complete?(): void;
 }
-

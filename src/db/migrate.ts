@@ -100,9 +100,7 @@ export async function migrate(db: SqlSession, migrations = readMigrations()): Pr
 /** Names of migrations the database has not applied yet (for readiness checks). */
 export async function pendingMigrations(db: SqlSession, migrations = readMigrations()): Promise<string[]> {
   const rows = await db
-    .query<{ migration_name: string }>(
-      'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
-    )
+    .query<{ migration_name: string }>('SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL')
     .catch(() => []);
   const applied = new Set(rows.map((row) => row.migration_name));
   return migrations.map((m) => m.name).filter((name) => !applied.has(name));

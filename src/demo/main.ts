@@ -65,7 +65,10 @@ async function main(): Promise<number> {
     });
     server = await startTaskwarden({ config, log: pino({ level: 'silent' }) });
     url = server.url;
-    console.log(pc.bold(`Taskwarden started for the demo at ${url}`) + pc.dim(` (embedded database in memory, monitor every 1s, no heartbeat for ${HEARTBEAT_SECONDS}s or no progress for ${STALL_SECONDS}s is stuck)`));
+    console.log(
+      pc.bold(`Taskwarden started for the demo at ${url}`) +
+        pc.dim(` (embedded database in memory, monitor every 1s, no heartbeat for ${HEARTBEAT_SECONDS}s or no progress for ${STALL_SECONDS}s is stuck)`),
+    );
   }
   const client = createTaskwardenClient({ url, token: opts.token, webSocketImpl: WebSocket });
   const { monitor } = await client.stats();
@@ -99,7 +102,9 @@ async function main(): Promise<number> {
       ...(isChain && { role: `chain ${step + 1}/${chain.length}`, after: step > 0 ? created[i - 1]!.id : undefined }),
     });
   });
-  console.log(`Submitted ${batch.length} backtests in one batch: ${summarize(batch)}; and a chain of ${chain.length} (${chain.map((c) => c.name.split(': ')[1]).join(' -> ')}), each step waiting for the one before.\n`);
+  console.log(
+    `Submitted ${batch.length} backtests in one batch: ${summarize(batch)}; and a chain of ${chain.length} (${chain.map((c) => c.name.split(': ')[1]).join(' -> ')}), each step waiting for the one before.\n`,
+  );
 
   // Once the sweep runs, a short research run arrives with priority 10: it goes before everything waiting.
   let jumped = false;
@@ -116,7 +121,9 @@ async function main(): Promise<number> {
     say(`${pc.dim(time())} ${pc.blue('PRIORITY')}  ${urgent.name} submitted while ${waiting.length} backtests wait: it is claimed first`);
   };
 
-  const bars = plain ? undefined : new MultiBar({ format: '{status} {bar} {percentage}% | {name} {message}', hideCursor: true, clearOnComplete: false, barsize: 24 }, Presets.shades_grey);
+  const bars = plain
+    ? undefined
+    : new MultiBar({ format: '{status} {bar} {percentage}% | {name} {message}', hideCursor: true, clearOnComplete: false, barsize: 24 }, Presets.shades_grey);
   const say = (line: string) => (bars ? bars.log(`${line}\n`) : console.log(line));
   for (const task of tasks.values()) {
     task.bar = bars?.create(100, 0, { status: badge('PENDING'), name: task.name.padEnd(34), message: '' });
@@ -136,7 +143,8 @@ async function main(): Promise<number> {
         task.message = event.message ?? task.message;
         redraw(task);
         if (event.type === 'STARTED') void jumpTheQueue();
-        if (plain && event.type !== 'PROGRESS') say(`${pc.dim(time())} ${event.type.padEnd(9)} ${task.name} ${pc.dim(`by ${event.actor}${event.reason ? `: ${event.reason}` : ''}`)}`);
+        if (plain && event.type !== 'PROGRESS')
+          say(`${pc.dim(time())} ${event.type.padEnd(9)} ${task.name} ${pc.dim(`by ${event.actor}${event.reason ? `: ${event.reason}` : ''}`)}`);
       },
     },
   );
@@ -160,7 +168,14 @@ async function main(): Promise<number> {
   const spawnWorker = (kinds: string, subscribe = true) => {
     const child = fork(workerScript, [], {
       execArgv: fromSources ? ['--import', 'tsx'] : [],
-      env: { ...process.env, TASKWARDEN_URL: url, TASKWARDEN_TOKEN: opts.token ?? '', WORKER_ID: `sim-worker-${++workerCount}`, WORKER_KINDS: kinds, WORKER_SUBSCRIBE: String(subscribe) },
+      env: {
+        ...process.env,
+        TASKWARDEN_URL: url,
+        TASKWARDEN_TOKEN: opts.token ?? '',
+        WORKER_ID: `sim-worker-${++workerCount}`,
+        WORKER_KINDS: kinds,
+        WORKER_SUBSCRIBE: String(subscribe),
+      },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
     children.add(child);
@@ -250,7 +265,11 @@ async function main(): Promise<number> {
       (task.scenario !== 'zombie' || (zombieRefused && full.result === null)) &&
       (await scheduledAsAsked(task));
     if (!ok) failures++;
-    const expectedText = task.after ? 'COMPLETED (after its step)' : task.ahead ? `COMPLETED (first of ${task.ahead.length} waiting)` : `${expected.status} (${expected.by === 'worker' ? 'by its worker' : expected.by})`;
+    const expectedText = task.after
+      ? 'COMPLETED (after its step)'
+      : task.ahead
+        ? `COMPLETED (first of ${task.ahead.length} waiting)`
+        : `${expected.status} (${expected.by === 'worker' ? 'by its worker' : expected.by})`;
     table.push([task.name, task.role ?? task.scenario, expectedText, full?.status ?? 'missing', endedBy, ok ? pc.green('yes') : pc.red('NO')]);
   }
   console.log(`\n${table.toString()}`);
@@ -263,7 +282,11 @@ async function main(): Promise<number> {
     `\n${stats.taskStats.completed} completed, ${stats.taskStats.failed} failed, ${stats.taskStats.cancelled} cancelled; ` +
       `monitor: last sweep ${stats.monitor.lastSweepAt ? 'found ' + stats.monitor.lastSweepFound : 'not yet'}.`,
   );
-  console.log(failures === 0 ? pc.green(pc.bold('Every injected failure was caught and handled.')) : pc.red(pc.bold(`${failures} outcome(s) did not match what was injected.`)));
+  console.log(
+    failures === 0
+      ? pc.green(pc.bold('Every injected failure was caught and handled.'))
+      : pc.red(pc.bold(`${failures} outcome(s) did not match what was injected.`)),
+  );
   await client.close();
   await server?.stop();
   return failures === 0 ? 0 : 1;

@@ -61,7 +61,7 @@ builder.mutationField('retryAlert', (t) =>
   t.field({
     authScopes: { operate: true },
     type: AlertRef,
-    description: "Sends an alert again to the webhooks that could not take it, with a fresh round of attempts.",
+    description: 'Sends an alert again to the webhooks that could not take it, with a fresh round of attempts.',
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, args, ctx) => {
       const id = idArg(args.id);

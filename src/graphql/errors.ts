@@ -38,7 +38,8 @@ function withExtensions(error: GraphQLError, extensions: Record<string, unknown>
 }
 
 // Values that do not fit an argument's type: an unknown status, a string for a number, a missing required value.
-const valueError = /^(Variable "\$.*(got invalid value|of required type|of non-null type)|Argument ".*(has invalid value|of type ".*" is required)|Enum "|Expected value of type|(Int|Float|String|Boolean|ID|DateTime|JSON) cannot represent|Value ".*" does not exist|Field ".*" of required type ".*" was not provided)/;
+const valueError =
+  /^(Variable "\$.*(got invalid value|of required type|of non-null type)|Argument ".*(has invalid value|of type ".*" is required)|Enum "|Expected value of type|(Int|Float|String|Boolean|ID|DateTime|JSON) cannot represent|Value ".*" does not exist|Field ".*" of required type ".*" was not provided)/;
 
 function codeOf(error: GraphQLError): string {
   if (error.message.startsWith('Syntax Error')) return 'GRAPHQL_PARSE_FAILED';
@@ -52,20 +53,22 @@ function codeOf(error: GraphQLError): string {
  */
 export function useInputErrorCodes(): Plugin {
   return {
-    onValidate: () => ({ result, setResult }) => {
-      if (!result.some((error) => valueError.test(error.message))) return;
-      setResult(
-        result.map((error) =>
-          valueError.test(error.message)
-            ? new GraphQLError(error.message, {
-                nodes: error.nodes,
-                source: error.source,
-                positions: error.positions,
-                extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
-              })
-            : error,
-        ),
-      );
-    },
+    onValidate:
+      () =>
+      ({ result, setResult }) => {
+        if (!result.some((error) => valueError.test(error.message))) return;
+        setResult(
+          result.map((error) =>
+            valueError.test(error.message)
+              ? new GraphQLError(error.message, {
+                  nodes: error.nodes,
+                  source: error.source,
+                  positions: error.positions,
+                  extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
+                })
+              : error,
+          ),
+        );
+      },
   };
 }

@@ -58,7 +58,7 @@ function foundTasks(report: SweepReport, _args: unknown, ctx: Context) {
   return report.found.map((f) => f.task);
 }
 
-const overrideDescription = 'The one timeout that replaced every clock; null when each task was judged by its own clocks or the monitor\'s.';
+const overrideDescription = "The one timeout that replaced every clock; null when each task was judged by its own clocks or the monitor's.";
 const overrideMinutes = (report: SweepReport) => (report.rules.overrideMs === undefined ? null : report.rules.overrideMs / 60_000);
 
 const SweepReportRef = builder.objectRef<SweepReport>('SweepReport').implement({

@@ -115,7 +115,7 @@ builder.subscriptionFields((t) => ({
     authScopes: { read: true },
     type: TaskEventRef,
     description:
-      'Every transition and progress change, for one task or for some kinds, in the history\'s order. With afterEventId (the id of the last entry received) it first replays what came after that entry, so a reconnecting client gets every entry once. An id from a server before this order was kept is refused with STALE_CURSOR.',
+      "Every transition and progress change, for one task or for some kinds, in the history's order. With afterEventId (the id of the last entry received) it first replays what came after that entry, so a reconnecting client gets every entry once. An id from a server before this order was kept is refused with STALE_CURSOR.",
     args: { id: t.arg.id(), kinds: t.arg.stringList(), afterEventId: t.arg.id() },
     subscribe: async (_root, args, ctx) =>
       ctx.live(

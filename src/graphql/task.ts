@@ -99,18 +99,25 @@ export const CreateTaskInput = builder.inputType('CreateTaskInput', {
     params: t.field({ type: 'JSON', description: 'The job configuration (at most 64 KB of JSON).' }),
     timeoutMinutes: t.float({ description: 'Its own run-time limit; past it the task is stuck (OVERTIME).' }),
     heartbeatTimeoutSeconds: t.float({
-      description: 'Silence longer than this makes it NO_HEARTBEAT (1 to 86400). Default: HEARTBEAT_TIMEOUT. Leases ask its worker to beat three times as often.',
+      description:
+        'Silence longer than this makes it NO_HEARTBEAT (1 to 86400). Default: HEARTBEAT_TIMEOUT. Leases ask its worker to beat three times as often.',
     }),
     stallTimeoutMinutes: t.float({
-      description: 'No change of progress or message for longer than this makes it NO_PROGRESS. Default: STALL_TIMEOUT. Give a long one to a task with slow silent phases.',
+      description:
+        'No change of progress or message for longer than this makes it NO_PROGRESS. Default: STALL_TIMEOUT. Give a long one to a task with slow silent phases.',
     }),
-    maxAttempts: t.int({ description: 'How many runs it may have: the monitor\'s retry action and failTask(retryable: true) requeue it while attempts remain. Default 3.' }),
+    maxAttempts: t.int({
+      description: "How many runs it may have: the monitor's retry action and failTask(retryable: true) requeue it while attempts remain. Default 3.",
+    }),
     priority: t.int({ description: 'Higher is claimed first (-1000000 to 1000000). Default 0.' }),
     runAt: t.field({ type: 'DateTime', description: 'Not claimable before this time. Default: at once.' }),
     idempotencyKey: t.string({
-      description: 'Creating again with the same key returns the task that has it (no new task, no event); a different input under it is IDEMPOTENCY_CONFLICT. The key is freed when its task is deleted. At most 200 characters.',
+      description:
+        'Creating again with the same key returns the task that has it (no new task, no event); a different input under it is IDEMPOTENCY_CONFLICT. The key is freed when its task is deleted. At most 200 characters.',
     }),
-    dependsOn: t.idList({ description: 'Claimable only once all these tasks COMPLETED; if one ends FAILED or CANCELLED, this task is cancelled (DEPENDENCY_FAILED).' }),
+    dependsOn: t.idList({
+      description: 'Claimable only once all these tasks COMPLETED; if one ends FAILED or CANCELLED, this task is cancelled (DEPENDENCY_FAILED).',
+    }),
     dependsOnIndex: t.intList({ description: 'In createTasks only: dependencies on other tasks of the same call, by their index in it.' }),
     retryBackoff: t.field({ type: RetryBackoffInput, description: 'Its own retry backoff. Default: RETRY_BACKOFF.' }),
   }),
@@ -153,7 +160,10 @@ builder.queryFields((t) => ({
       args: {
         status: t.arg({ type: [TaskStatusEnum], required: false }),
         kind: t.arg.string(),
-        search: t.arg.string({ description: 'Only tasks whose name contains this text, ignoring case (at most 200 characters). With it, totalCount counts up to 1000 and stops: 1000 means 1000 or more.' }),
+        search: t.arg.string({
+          description:
+            'Only tasks whose name contains this text, ignoring case (at most 200 characters). With it, totalCount counts up to 1000 and stops: 1000 means 1000 or more.',
+        }),
       },
       totalCount: (_connection, { status, kind, search }, ctx) => ctx.services.tasks.count({ status, kind, search }),
       resolve: (query, _root, { status, kind, search }, ctx) => ctx.services.tasks.list({ status, kind, search }, query),

@@ -3,8 +3,12 @@ import type { TokenInfo } from '../auth/tokens.js';
 import { builder } from './builder.js';
 
 const TokenRoleEnum = builder.enumType('TokenRole', {
-  description: 'viewer: queries and subscriptions. worker: also createTask and the lease-holder writes. operator: also createTask, stop, force, cleanup, delete and sweeps. admin: everything, tokens too.',
-  values: Object.fromEntries(roles.map((role) => [role.toUpperCase(), { value: role }])) as Record<Uppercase<(typeof roles)[number]>, { value: (typeof roles)[number] }>,
+  description:
+    'viewer: queries and subscriptions. worker: also createTask and the lease-holder writes. operator: also createTask, stop, force, cleanup, delete and sweeps. admin: everything, tokens too.',
+  values: Object.fromEntries(roles.map((role) => [role.toUpperCase(), { value: role }])) as Record<
+    Uppercase<(typeof roles)[number]>,
+    { value: (typeof roles)[number] }
+  >,
 });
 
 const ApiTokenRef = builder.objectRef<TokenInfo>('ApiToken').implement({

@@ -79,7 +79,12 @@ export function createMonitor(
    * the seed's `stuck?timeout_minutes=` did, and a task silent for hours is shown as such.
    */
   function rules(overrideMs?: number, since = hearingSince): StuckRules {
-    return { heartbeatTimeoutMs: settings.heartbeatTimeoutMs, stallTimeoutMs: settings.stallTimeoutMs, overrideMs, hearingSince: overrideMs === undefined ? since : undefined };
+    return {
+      heartbeatTimeoutMs: settings.heartbeatTimeoutMs,
+      stallTimeoutMs: settings.stallTimeoutMs,
+      overrideMs,
+      hearingSince: overrideMs === undefined ? since : undefined,
+    };
   }
 
   function runSweep(trigger: Exclude<SweepTrigger, 'cleanup'>): Promise<SweepReport> {
@@ -179,8 +184,7 @@ export function createMonitor(
     /** The newest sweep any instance ran. */
     lastSweep: () => deps.prisma.monitorSweep.findFirst({ orderBy: { startedAt: 'desc' } }),
     /** The newest sweep of any instance that found a task newly stuck. */
-    lastDetection: () =>
-      deps.prisma.monitorSweep.findFirst({ where: { detectionDelaySeconds: { not: null } }, orderBy: { startedAt: 'desc' } }),
+    lastDetection: () => deps.prisma.monitorSweep.findFirst({ where: { detectionDelaySeconds: { not: null } }, orderBy: { startedAt: 'desc' } }),
     status(): MonitorStatus {
       const graceUntil = new Date(hearingSince.getTime() + settings.heartbeatTimeoutMs);
       return {

@@ -117,7 +117,10 @@ export async function prune(
   }
   if (settings.historyRetentionMs !== null) {
     const cutoff = new Date(now.getTime() - settings.historyRetentionMs);
-    jobs.push((limit) => batches.progress(db, cutoff, limit), (limit) => batches.deletedHistory(db, cutoff, limit));
+    jobs.push(
+      (limit) => batches.progress(db, cutoff, limit),
+      (limit) => batches.deletedHistory(db, cutoff, limit),
+    );
   }
   let more = false;
   for (const job of jobs) {
@@ -176,12 +179,15 @@ export function createRetention(deps: {
 
   function schedule() {
     if (!running) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      runNow()
-        .catch(() => {})
-        .finally(schedule);
-    }, Math.min(deps.intervalMs, 60_000));
+    timer = setTimeout(
+      () => {
+        timer = undefined;
+        runNow()
+          .catch(() => {})
+          .finally(schedule);
+      },
+      Math.min(deps.intervalMs, 60_000),
+    );
     timer.unref?.();
   }
 

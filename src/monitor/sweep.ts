@@ -131,7 +131,12 @@ export async function sweep({ commit, tasks, clock, bus, alerts }: SweepDeps, op
         );
       }
       // A task the sweep cancelled or failed takes down what depends on it, in this transaction.
-      await cancelWhatWaits(uow, handled.map((h) => h.change), alerts, now);
+      await cancelWhatWaits(
+        uow,
+        handled.map((h) => h.change),
+        alerts,
+        now,
+      );
       if (options.trigger !== 'cleanup') {
         await db.monitorSweep.deleteMany({ where: { startedAt: { lt: new Date(startedAt.getTime() - SWEEP_HISTORY_MS) } } });
         await db.monitorSweep.create({

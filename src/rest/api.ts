@@ -43,7 +43,8 @@ export function createRestApi({ services, log, onCall }: RestApiOptions): RestAp
     },
   });
 
-  const answer = (error: RestError) => new Response(JSON.stringify(error.body), { status: error.status, headers: { 'content-type': 'application/json', ...error.headers } });
+  const answer = (error: RestError) =>
+    new Response(JSON.stringify(error.body), { status: error.status, headers: { 'content-type': 'application/json', ...error.headers } });
 
   api.use('*', async (c, next) => {
     const started = performance.now();

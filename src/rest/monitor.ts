@@ -9,7 +9,9 @@ import { CleanupReport, Statistics, StuckList, TaskDetail, cleanupReport, presen
 
 const MONITOR = `${REST_PREFIX}/tasks/monitor`;
 
-const timeoutMinutes = param.number('Running tasks silent, frozen or overtime for longer than this many minutes are stuck.').default(cleanupDefaults.timeoutMinutes);
+const timeoutMinutes = param
+  .number('Running tasks silent, frozen or overtime for longer than this many minutes are stuck.')
+  .default(cleanupDefaults.timeoutMinutes);
 
 const stuck = operation({
   method: 'get',
@@ -33,7 +35,10 @@ const cleanup = operation({
       .object({
         timeout_minutes: timeoutMinutes,
         auto_fix: param.boolean('Apply the action; without it, a dry run that changes nothing.').default(cleanupDefaults.autoFix),
-        action: z.enum(stuckActions, { error: `expected one of ${stuckActions.join(', ')}` }).default(cleanupDefaults.action).openapi({ description: 'What to do with each stuck task.' }),
+        action: z
+          .enum(stuckActions, { error: `expected one of ${stuckActions.join(', ')}` })
+          .default(cleanupDefaults.action)
+          .openapi({ description: 'What to do with each stuck task.' }),
       })
       .strict(),
   },
@@ -70,7 +75,11 @@ const statisticsRoute = operation({
   permission: 'read',
   graphql: 'Query.taskStats + Query.monitor',
   request: {
-    query: z.object({ since: z.iso.datetime({ offset: true, error: 'expected an ISO 8601 time' }).optional().openapi({ description: 'Count only tasks created since then.' }) }).strict(),
+    query: z
+      .object({
+        since: z.iso.datetime({ offset: true, error: 'expected an ISO 8601 time' }).optional().openapi({ description: 'Count only tasks created since then.' }),
+      })
+      .strict(),
   },
   ok: { description: 'The statistics.', schema: Statistics },
   errors: [400],

@@ -42,7 +42,7 @@ export function operation<R extends Omit<RouteConfig, 'responses' | 'middleware'
     responses: {
       200: { description: ok.description, content: json(ok.schema) },
       ...Object.fromEntries(
-        ([...new Set<ErrorStatus>([...errors, 401, 500, ...(permission === 'read' ? [] : [403 as const])])]).map((status) => [
+        [...new Set<ErrorStatus>([...errors, 401, 500, ...(permission === 'read' ? [] : [403 as const])])].map((status) => [
           status,
           { description: errorResponses[status], content: json(ErrorBody) },
         ]),

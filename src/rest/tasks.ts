@@ -18,7 +18,10 @@ const list = operation({
   request: {
     query: z
       .object({
-        status: param.text(`Only these statuses, comma-separated: ${statusValues.join(', ')}.`).optional().openapi({ example: 'running,pending' }),
+        status: param
+          .text(`Only these statuses, comma-separated: ${statusValues.join(', ')}.`)
+          .optional()
+          .openapi({ example: 'running,pending' }),
         kind: param.text('Only tasks of this kind.').optional(),
         limit: param.number(`At most this many (1 to ${valid.limits.pageSize}).`).default(DEFAULT_LIMIT),
       })

@@ -88,7 +88,11 @@ export function createApp({ services, log, metrics, limits, browser, metricsPort
     requestContext.run({ requestId: requestIdOf(req) }, () => (isApiPath(req.url) ? yoga(req, res) : dashboard(req, res)));
   });
   // A loopback address may hold as many as its anonymous (open-mode) live connections may number.
-  limitConnectionsPerAddress(server, { max: limits.connectionsPerAddress, loopbackMax: Math.max(limits.connectionsPerAddress, limits.anonymousConnectionsPerAddress) }, log);
+  limitConnectionsPerAddress(
+    server,
+    { max: limits.connectionsPerAddress, loopbackMax: Math.max(limits.connectionsPerAddress, limits.anonymousConnectionsPerAddress) },
+    log,
+  );
   const drain = closeConnectionsWhenDraining(server);
   const sockets = serveWebSockets({ server, yoga, authenticate: auth.authenticate, connections, guard, limits });
   const stopClosingRevoked = closeOnTokenChange(services.bus, connections);

@@ -82,16 +82,18 @@ function useAdmission({ metrics, guard, auth, metricsPort }: Pick<PluginOptions,
       if (url.pathname !== GRAPHQL_PATH && url.pathname !== METRICS_PATH && !rest) return;
       const refuse = (status: number, code: string, message: string, headers: Record<string, string> = {}, details: Record<string, unknown> = {}) => {
         const requestId = requestContext.getStore()?.requestId;
-        const body = rest
-          ? { error: { code, message, request_id: requestId } }
-          : { errors: [{ message, extensions: { code, ...details, requestId } }] };
+        const body = rest ? { error: { code, message, request_id: requestId } } : { errors: [{ message, extensions: { code, ...details, requestId } }] };
         // The REST API's own errors say plain application/json (its OpenAPI document does too).
         const contentType = rest ? 'application/json' : 'application/json; charset=utf-8';
         return new Response(JSON.stringify(body), { status, headers: { 'content-type': contentType, ...headers } });
       };
       if (!guard.originAllowed(request.headers)) {
         return endResponse(
-          refuse(403, 'FORBIDDEN', `Requests from the web page at ${request.headers.get('origin')} are not allowed (only this server's own pages, and CORS_ORIGINS).`),
+          refuse(
+            403,
+            'FORBIDDEN',
+            `Requests from the web page at ${request.headers.get('origin')} are not allowed (only this server's own pages, and CORS_ORIGINS).`,
+          ),
         );
       }
       if (url.pathname === METRICS_PATH && metricsPort !== undefined) {
@@ -101,16 +103,16 @@ function useAdmission({ metrics, guard, auth, metricsPort }: Pick<PluginOptions,
       if (rest && request.headers.get('authorization')) return;
       let principal: Principal;
       try {
-        principal = await auth.authenticate(request.headers.get('authorization'), request.headers, (serverContext as { req?: IncomingMessage }).req?.socket.remoteAddress);
+        principal = await auth.authenticate(
+          request.headers.get('authorization'),
+          request.headers,
+          (serverContext as { req?: IncomingMessage }).req?.socket.remoteAddress,
+        );
       } catch (error) {
         if (!(error instanceof TaskwardenError)) throw error;
         const status = { UNAUTHENTICATED: 401, FORBIDDEN: 403, LIMIT_EXCEEDED: 429, RATE_LIMITED: 429 }[error.code as string] ?? 400;
         const headers: Record<string, string> =
-          status === 401
-            ? { 'www-authenticate': 'Bearer' }
-            : error.code === 'RATE_LIMITED'
-              ? { 'retry-after': String(error.details.retryAfterSeconds) }
-              : {};
+          status === 401 ? { 'www-authenticate': 'Bearer' } : error.code === 'RATE_LIMITED' ? { 'retry-after': String(error.details.retryAfterSeconds) } : {};
         return endResponse(refuse(status, error.code, error.message, headers, error.details));
       }
       if (url.pathname === GRAPHQL_PATH) {

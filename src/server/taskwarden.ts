@@ -7,7 +7,6 @@ import { createMetrics, serveMetrics } from '../metrics.js';
 import { createServices, type Services } from '../services.js';
 import { createApp, type App } from './app.js';
 
-
 export interface Taskwarden {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
   url: string;
@@ -84,7 +83,15 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
   services.monitor.start();
   if (config.monitor.enabled) services.retention.start();
   services.alerts.start();
-  log.debug({ url, metrics: metricsServer?.url ?? url.replace(/\/graphql$/, '/metrics'), database: `${db.provider} ${db.location}`, events: config.redisUrl ? 'redis' : 'in-process' }, 'Taskwarden is listening');
+  log.debug(
+    {
+      url,
+      metrics: metricsServer?.url ?? url.replace(/\/graphql$/, '/metrics'),
+      database: `${db.provider} ${db.location}`,
+      events: config.redisUrl ? 'redis' : 'in-process',
+    },
+    'Taskwarden is listening',
+  );
 
   let stopping: Promise<void> | undefined;
   return {

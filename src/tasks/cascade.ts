@@ -25,7 +25,11 @@ export async function cancelWhatWaits(
 ): Promise<void> {
   const ended = changes.filter(endsBadly);
   if (ended.length === 0) return;
-  const cancelled = await cancelDependants(uow.db, ended.map((c) => c.row.id), now);
+  const cancelled = await cancelDependants(
+    uow.db,
+    ended.map((c) => c.row.id),
+    now,
+  );
   if (cancelled.length === 0) return;
   const causes = await causesOf(uow.db, [...new Set(cancelled.map((c) => c.causeId))]);
   uow.alerted(

@@ -56,7 +56,8 @@ export function prepareBatch(inputs: readonly CreateTaskInput[], options: { defa
   const dependsOnIndex: number[][] = [];
   inputs.forEach((input, i) => {
     try {
-      if (!options.batch && input.dependsOnIndex?.length) throw badInput('dependsOnIndex', 'is for createTasks only (a dependency on another task of the same call); use dependsOn with task ids');
+      if (!options.batch && input.dependsOnIndex?.length)
+        throw badInput('dependsOnIndex', 'is for createTasks only (a dependency on another task of the same call); use dependsOn with task ids');
       const deps = [...new Set((input.dependsOn ?? []).map((id) => valid.taskId(id, 'dependsOn')))];
       const indexes = [...new Set(input.dependsOnIndex ?? [])];
       if (deps.length + indexes.length > maxDependencies) throw badInput('dependsOn', `at most ${maxDependencies} dependencies per task`);
@@ -70,8 +71,14 @@ export function prepareBatch(inputs: readonly CreateTaskInput[], options: { defa
         heartbeatTimeoutSeconds:
           input.heartbeatTimeoutSeconds == null
             ? null
-            : valid.between(input.heartbeatTimeoutSeconds, 'heartbeatTimeoutSeconds', valid.limits.heartbeatTimeoutSeconds.min, valid.limits.heartbeatTimeoutSeconds.max),
-        stallTimeoutMinutes: input.stallTimeoutMinutes == null ? null : valid.positive(input.stallTimeoutMinutes, 'stallTimeoutMinutes', valid.limits.timeoutMinutes),
+            : valid.between(
+                input.heartbeatTimeoutSeconds,
+                'heartbeatTimeoutSeconds',
+                valid.limits.heartbeatTimeoutSeconds.min,
+                valid.limits.heartbeatTimeoutSeconds.max,
+              ),
+        stallTimeoutMinutes:
+          input.stallTimeoutMinutes == null ? null : valid.positive(input.stallTimeoutMinutes, 'stallTimeoutMinutes', valid.limits.timeoutMinutes),
         priority: input.priority == null ? 0 : valid.wholeNumber(input.priority, 'priority', -priorityLimit, priorityLimit),
         runAt: input.runAt ?? null,
         backoffInitialSeconds: backoff?.initialSeconds ?? null,
@@ -87,7 +94,15 @@ export function prepareBatch(inputs: readonly CreateTaskInput[], options: { defa
         idempotencyDigest:
           key === null
             ? null
-            : inputDigest({ ...fields, backoffInitialSeconds: undefined, backoffFactor: undefined, backoffMaxSeconds: undefined, retryBackoff: input.retryBackoff, dependsOn: [...deps].sort(), dependsOnIndex: [...indexes].sort((a, b) => a - b) }),
+            : inputDigest({
+                ...fields,
+                backoffInitialSeconds: undefined,
+                backoffFactor: undefined,
+                backoffMaxSeconds: undefined,
+                retryBackoff: input.retryBackoff,
+                dependsOn: [...deps].sort(),
+                dependsOnIndex: [...indexes].sort((a, b) => a - b),
+              }),
         createdAt: options.now,
       });
       dependsOn.push(deps);
@@ -131,7 +146,9 @@ export async function writeBatch(
     const holder = holders.get(wanted.idempotencyKey!);
     if (!holder) {
       // The holder was deleted between the insert and this read: the key is free again, but this call saw it taken.
-      throw new TaskwardenError('IDEMPOTENCY_CONFLICT', `idempotencyKey "${wanted.idempotencyKey}" changed hands while this call ran; try again.`, { index: i });
+      throw new TaskwardenError('IDEMPOTENCY_CONFLICT', `idempotencyKey "${wanted.idempotencyKey}" changed hands while this call ran; try again.`, {
+        index: i,
+      });
     }
     if (holder.idempotencyDigest !== wanted.idempotencyDigest) {
       throw new TaskwardenError(
@@ -144,7 +161,10 @@ export async function writeBatch(
   });
   const links = batch.tasks.flatMap((task, i) =>
     byId.has(task.id)
-      ? [...batch.dependsOn[i]!.map((dependsOnId) => ({ taskId: task.id, dependsOnId })), ...batch.dependsOnIndex[i]!.map((j) => ({ taskId: task.id, dependsOnId: tasks[j]!.id }))]
+      ? [
+          ...batch.dependsOn[i]!.map((dependsOnId) => ({ taskId: task.id, dependsOnId })),
+          ...batch.dependsOnIndex[i]!.map((j) => ({ taskId: task.id, dependsOnId: tasks[j]!.id })),
+        ]
       : [],
   );
   // A new task of this call may depend on an earlier one that was a repeat: an existing task, maybe finished badly.

@@ -107,7 +107,8 @@ export function createEventFeed({ prisma, bus, log, pollMs = 1000 }: EventFeedOp
     }
     const heard = transients;
     transients = [];
-    for (const { task, tokenName, at } of heard) bus.publish('task:settled', { event: transientEvent(task, tokenName, at, position), task, transient: ++transientSeq });
+    for (const { task, tokenName, at } of heard)
+      bus.publish('task:settled', { event: transientEvent(task, tokenName, at, position), task, transient: ++transientSeq });
     if (page.events.length === PAGE) again = true;
     retryMs = page.unsettled ? Math.min(retryMs ? retryMs * 2 : FIRST_RETRY_MS, pollMs) : 0;
     schedule(retryMs || pollMs);

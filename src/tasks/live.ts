@@ -38,24 +38,27 @@ export function createLiveService({ prisma, bus, tasks, feed }: { prisma: Prisma
       // queues everything after it, so replaying (after, upTo] leaves no gap and no overlap.
       const { upTo, changes } = await feed.subscribe();
       const wanted = (event: TaskEvent) => (!taskId || event.taskId === taskId) && (!kinds || kinds.includes(event.kind));
-      return endingTheBusFirst(changes, (async function* () {
-        try {
-          let last = filter.after ?? undefined;
-          while (last && isAfter(upTo, last)) {
-            const page = await readEvents(prisma, { taskId, kinds, after: last, upTo, limit: REPLAY_PAGE });
-            for (const event of page.events) yield { event };
-            if (page.events.length < REPLAY_PAGE) last = upTo;
-            else last = positionOf(page.events[page.events.length - 1]!);
+      return endingTheBusFirst(
+        changes,
+        (async function* () {
+          try {
+            let last = filter.after ?? undefined;
+            while (last && isAfter(upTo, last)) {
+              const page = await readEvents(prisma, { taskId, kinds, after: last, upTo, limit: REPLAY_PAGE });
+              for (const event of page.events) yield { event };
+              if (page.events.length < REPLAY_PAGE) last = upTo;
+              else last = positionOf(page.events[page.events.length - 1]!);
+            }
+            for await (const change of changes) {
+              // A cursor from an instance whose feed is further along: what it already has is skipped.
+              if (last && change.transient === undefined && !isAfter(positionOf(change.event), last)) continue;
+              if (wanted(change.event)) yield change;
+            }
+          } finally {
+            await changes.return?.();
           }
-          for await (const change of changes) {
-            // A cursor from an instance whose feed is further along: what it already has is skipped.
-            if (last && change.transient === undefined && !isAfter(positionOf(change.event), last)) continue;
-            if (wanted(change.event)) yield change;
-          }
-        } finally {
-          await changes.return?.();
-        }
-      })());
+        })(),
+      );
     },
 
     /** The task now, then each change to it; ends when it reaches a terminal state or is deleted. */
@@ -70,26 +73,29 @@ export function createLiveService({ prisma, bus, tasks, feed }: { prisma: Prisma
         await changes.return?.();
         throw error;
       }
-      return endingTheBusFirst(changes, (async function* () {
-        try {
-          yield task;
-          if (isTerminal(task.status)) return;
-          for await (const change of changes) {
-            // A task's events are written under its row lock, so their ids rise in commit order.
-            if (change.event.taskId !== id) continue;
-            // A report the history did not keep has no id of its own; it comes in its place in the feed.
-            if (change.transient === undefined) {
-              if (seen !== null && change.event.id <= seen) continue;
-              seen = change.event.id;
+      return endingTheBusFirst(
+        changes,
+        (async function* () {
+          try {
+            yield task;
+            if (isTerminal(task.status)) return;
+            for await (const change of changes) {
+              // A task's events are written under its row lock, so their ids rise in commit order.
+              if (change.event.taskId !== id) continue;
+              // A report the history did not keep has no id of its own; it comes in its place in the feed.
+              if (change.transient === undefined) {
+                if (seen !== null && change.event.id <= seen) continue;
+                seen = change.event.id;
+              }
+              if (!change.task) return;
+              yield change.task;
+              if (isTerminal(change.task.status)) return;
             }
-            if (!change.task) return;
-            yield change.task;
-            if (isTerminal(change.task.status)) return;
+          } finally {
+            await changes.return?.();
           }
-        } finally {
-          await changes.return?.();
-        }
-      })());
+        })(),
+      );
     },
 
     stuckAlerts(): AsyncIterableIterator<StuckAlert> {

@@ -70,7 +70,13 @@ export function createProgressIngest({ commit, bus, query, clock, historyInterva
       outcomes = await commit(
         async ({ db, changed, afterCommit }) => {
           const now = clock.now();
-          const written = await reportProgress(db, batch.map((w) => w.row), now, historyIntervalMs, query);
+          const written = await reportProgress(
+            db,
+            batch.map((w) => w.row),
+            now,
+            historyIntervalMs,
+            query,
+          );
           written.forEach((outcome, i) => {
             if (!outcome.accepted) return; // refused: nobody but its caller hears of it
             if (outcome.event) changed({ row: outcome.task, event: outcome.event });

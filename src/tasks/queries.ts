@@ -84,7 +84,11 @@ export async function taskHistory(db: Db, filter: HistoryFilter): Promise<TaskEv
  * The oldest `limit` entries of each task's history, in one statement (Task.events for a page of
  * tasks), waiting briefly for unsettled entries as taskHistory does.
  */
-export async function taskHistories(db: Db, taskIds: readonly string[], filter: { types?: readonly TaskEventType[] | null; limit: number }): Promise<Map<string, TaskEvent[]>> {
+export async function taskHistories(
+  db: Db,
+  taskIds: readonly string[],
+  filter: { types?: readonly TaskEventType[] | null; limit: number },
+): Promise<Map<string, TaskEvent[]>> {
   const range = { taskIds, types: filter.types ?? undefined, limit: filter.limit };
   const pages = await untilSettled(
     () => readTaskHistories(db, range),

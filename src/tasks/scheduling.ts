@@ -129,9 +129,13 @@ export function batchOrder(dependsOnIndex: readonly (readonly number[])[]): numb
 }
 
 const cycle = (indexes: number[]) =>
-  new TaskwardenError('DEPENDENCY_CYCLE', `These tasks depend on each other in a cycle (by index: ${indexes.join(' -> ')}); none would ever run. Nothing was created.`, {
-    indexes,
-  });
+  new TaskwardenError(
+    'DEPENDENCY_CYCLE',
+    `These tasks depend on each other in a cycle (by index: ${indexes.join(' -> ')}); none would ever run. Nothing was created.`,
+    {
+      indexes,
+    },
+  );
 
 /** A stable digest of what a create asked for: the same input under the same key is a repeat, another is a conflict. */
 export function inputDigest(input: unknown): string {

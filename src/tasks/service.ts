@@ -69,7 +69,17 @@ export type TaskService = ReturnType<typeof createTaskService>;
  * transitions.ts and sql/record-change.ts); when it loses a race or its guard
  * fails, the caller gets an error saying why, and nothing changed.
  */
-export function createTaskService({ prisma, clock, commit, bus, alerts, retryBackoff, serialDatabase = false, progressHistoryIntervalMs = 30_000, query }: TaskServiceDeps) {
+export function createTaskService({
+  prisma,
+  clock,
+  commit,
+  bus,
+  alerts,
+  retryBackoff,
+  serialDatabase = false,
+  progressHistoryIntervalMs = 30_000,
+  query,
+}: TaskServiceDeps) {
   // Heartbeats and progress reports are group-committed; the history keeps a sample, the live stream all of them.
   const ingest = createProgressIngest({ commit, bus, query, clock, historyIntervalMs: progressHistoryIntervalMs });
 
@@ -193,7 +203,12 @@ export function createTaskService({ prisma, clock, commit, bus, alerts, retryBac
      * progress or message counts as progress (and is recorded in the history);
      * a bare heartbeat just proves the worker is alive.
      */
-    async reportProgress(id: string, leaseToken: string, report: { progress?: number | null; message?: string | null } = {}, tokenName: string | null = null): Promise<Task> {
+    async reportProgress(
+      id: string,
+      leaseToken: string,
+      report: { progress?: number | null; message?: string | null } = {},
+      tokenName: string | null = null,
+    ): Promise<Task> {
       return ingest.report(progressRow({ id, leaseToken, ...report }, tokenName));
     },
 
@@ -278,9 +293,7 @@ export function createTaskService({ prisma, clock, commit, bus, alerts, retryBac
       }
       const reason = valid.optionalText(options.reason, 'reason', valid.limits.reason, { multiline: true }) ?? 'force-completed';
       const author = { actor: options.actor ?? actors.operator, tokenName: options.tokenName, reason };
-      return status === TaskStatus.FAILED
-        ? write(transitions.forceFail, id, { error: reason }, author)
-        : write(transitions.forceCancel, id, {}, author);
+      return status === TaskStatus.FAILED ? write(transitions.forceFail, id, { error: reason }, author) : write(transitions.forceCancel, id, {}, author);
     },
 
     /** Deletes a terminal task. Its history stays, ending with a DELETED entry. */

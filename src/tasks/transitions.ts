@@ -102,14 +102,7 @@ export const transitions = {
  * Makes a transition in one statement with its history entry (see
  * sql/record-change.ts). Null when its guard failed: nothing changed.
  */
-export function applyTransition<P>(
-  db: Db,
-  transition: Transition<P>,
-  target: Target,
-  params: P,
-  author: Author,
-  now: Date,
-): Promise<RecordedChange | null> {
+export function applyTransition<P>(db: Db, transition: Transition<P>, target: Target, params: P, author: Author, now: Date): Promise<RecordedChange | null> {
   if (transition.from === 'lease' && target.leaseToken === undefined) throw new Error(`${transition.verb}: a fenced transition needs a lease`);
   const base = transition.from === 'lease' ? holdsLease(target.leaseToken!) : inStatus(transition.from);
   const guard = transition.guard ? Prisma.sql`${base} AND ${transition.guard(params)}` : base;

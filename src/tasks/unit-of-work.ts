@@ -66,9 +66,7 @@ export function createCommit({
         alerted: (alerts) => void recorded.push(...alerts),
         afterCommit: (effect) => void effects.push(effect),
       });
-    const result = transaction
-      ? await prisma.$transaction((tx) => run(tx), { ...(timeout && { timeout }), ...(maxWait && { maxWait }) })
-      : await run(prisma);
+    const result = transaction ? await prisma.$transaction((tx) => run(tx), { ...(timeout && { timeout }), ...(maxWait && { maxWait }) }) : await run(prisma);
     alerts.committed(recorded);
     for (const effect of effects) effect();
     return result;

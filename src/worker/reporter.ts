@@ -68,7 +68,13 @@ export function createReporter(client: TaskwardenClient) {
       const result = results[i];
       for (const s of p.settle) {
         if (result?.accepted) s.resolve();
-        else s.reject(new TaskwardenClientError(result?.code ?? 'INTERNAL_SERVER_ERROR', `The server refused the report on task ${p.id} (${result?.code ?? 'no answer'}).`));
+        else
+          s.reject(
+            new TaskwardenClientError(
+              result?.code ?? 'INTERNAL_SERVER_ERROR',
+              `The server refused the report on task ${p.id} (${result?.code ?? 'no answer'}).`,
+            ),
+          );
       }
     });
   }

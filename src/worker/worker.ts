@@ -446,7 +446,8 @@ class RunningTask {
 }
 
 function errorText(error: unknown): string {
-  const text = error instanceof Error ? `${error.name}: ${error.message}${error.stack ? `\n${error.stack.split('\n').slice(1).join('\n')}` : ''}` : String(error);
+  const text =
+    error instanceof Error ? `${error.name}: ${error.message}${error.stack ? `\n${error.stack.split('\n').slice(1).join('\n')}` : ''}` : String(error);
   return text.length > 10_000 ? `${text.slice(0, 9_999)}…` : text || 'handler failed';
 }
 

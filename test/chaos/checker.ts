@@ -74,7 +74,8 @@ export function checkInvariants(record: ChaosRecord): Violation[] {
   // Every created task exists, or an operator deleted it on record.
   for (const id of record.created) {
     if (rows.has(id)) continue;
-    if (!(byTask.get(id) ?? []).some((e) => e.type === 'DELETED' && e.actor !== 'monitor')) add('task-lost', `task ${id} was created and is gone with no deletion on record`);
+    if (!(byTask.get(id) ?? []).some((e) => e.type === 'DELETED' && e.actor !== 'monitor'))
+      add('task-lost', `task ${id} was created and is gone with no deletion on record`);
   }
 
   for (const [taskId, events] of byTask) {
@@ -87,7 +88,8 @@ export function checkInvariants(record: ChaosRecord): Violation[] {
       if (after.length) add('terminal-changed', `task ${taskId}: ${after.map((e) => `${e.type} by ${e.actor}`).join(', ')} after ${first.toStatus}`);
     }
     const row = rows.get(taskId);
-    if (row && (first ? row.status !== first.toStatus : TERMINAL.has(row.status))) add('terminal-changed', `task ${taskId} is ${row.status}, its history says ${first?.toStatus ?? 'never finished'}`);
+    if (row && (first ? row.status !== first.toStatus : TERMINAL.has(row.status)))
+      add('terminal-changed', `task ${taskId} is ${row.status}, its history says ${first?.toStatus ?? 'never finished'}`);
 
     // Worker writes land only under the lease of the worker that holds the task.
     let holder: string | null = null;
@@ -96,14 +98,16 @@ export function checkInvariants(record: ChaosRecord): Violation[] {
         holder = event.actor;
         continue;
       }
-      if (!SYSTEM_ACTORS.has(event.actor) && event.actor !== holder) add('stale-write-landed', `task ${taskId}: ${event.type} by ${event.actor} while ${holder ?? 'nobody'} held it`);
+      if (!SYSTEM_ACTORS.has(event.actor) && event.actor !== holder)
+        add('stale-write-landed', `task ${taskId}: ${event.type} by ${event.actor} while ${holder ?? 'nobody'} held it`);
       if (event.type !== 'PROGRESS' && event.type !== 'STUCK') holder = null;
     }
   }
 
   // Each stuck episode handled: one stuck entry, one alert in the outbox, delivered.
   const stuckEntries = new Map<string, number>();
-  for (const e of record.events) if (e.reason && STUCK_REASONS.has(e.reason) && STUCK_HANDLING.has(e.type)) stuckEntries.set(e.taskId, (stuckEntries.get(e.taskId) ?? 0) + 1);
+  for (const e of record.events)
+    if (e.reason && STUCK_REASONS.has(e.reason) && STUCK_HANDLING.has(e.type)) stuckEntries.set(e.taskId, (stuckEntries.get(e.taskId) ?? 0) + 1);
   const stuckAlerts = new Map<string, string[]>();
   for (const a of record.alerts) if (a.rule === 'task.stuck' && a.taskId) stuckAlerts.set(a.taskId, [...(stuckAlerts.get(a.taskId) ?? []), a.key]);
   for (const taskId of new Set([...stuckEntries.keys(), ...stuckAlerts.keys()])) {
@@ -117,9 +121,12 @@ export function checkInvariants(record: ChaosRecord): Violation[] {
   for (const key of received) if (!outboxKeys.has(key)) add('stuck-alert', `the webhook got ${key}, which is not in the outbox`);
 
   // Everything a client was told happened is on record.
-  for (const id of record.created) if (!(byTask.get(id) ?? []).some((e) => e.type === 'CREATED')) add('acknowledged-missing', `task ${id}: its creation was acknowledged and is not on record`);
+  for (const id of record.created)
+    if (!(byTask.get(id) ?? []).some((e) => e.type === 'CREATED'))
+      add('acknowledged-missing', `task ${id}: its creation was acknowledged and is not on record`);
   for (const ack of record.acks) {
-    if (!(byTask.get(ack.taskId) ?? []).some((e) => e.type === ack.type && e.actor === ack.actor)) add('acknowledged-missing', `task ${ack.taskId}: ${ack.type} by ${ack.actor} was acknowledged and is not on record`);
+    if (!(byTask.get(ack.taskId) ?? []).some((e) => e.type === ack.type && e.actor === ack.actor))
+      add('acknowledged-missing', `task ${ack.taskId}: ${ack.type} by ${ack.actor} was acknowledged and is not on record`);
   }
 
   // Subscribers: every entry after the first they got, in order, once (and from the start if they asked for it).
@@ -140,13 +147,15 @@ export function checkInvariants(record: ChaosRecord): Violation[] {
     // From the first entry it got (or the very first, if it asked for the whole history) to the end.
     const from = sub.fromStart ? 0 : seen.size ? Math.min(...seen) : record.events.length;
     const missed = record.events.slice(from).filter((_, k) => !seen.has(from + k));
-    if (missed.length) add('subscriber-missed', `${sub.name} missed ${missed.length} entries, the first ${missed[0]!.cursor} (task ${missed[0]!.taskId}, ${missed[0]!.type})`);
+    if (missed.length)
+      add('subscriber-missed', `${sub.name} missed ${missed.length} entries, the first ${missed[0]!.cursor} (task ${missed[0]!.taskId}, ${missed[0]!.type})`);
   }
 
   // One sweeper at a time, and sweeping carries on within an interval of a sweeper's death.
   const sweeps = [...record.sweeps].sort((a, b) => a.startedAt - b.startedAt);
   for (let i = 1; i < sweeps.length; i++) {
-    if (sweeps[i]!.startedAt < sweeps[i - 1]!.finishedAt) add('sweep-overlap', `a sweep started at ${iso(sweeps[i]!.startedAt)} while another ran until ${iso(sweeps[i - 1]!.finishedAt)}`);
+    if (sweeps[i]!.startedAt < sweeps[i - 1]!.finishedAt)
+      add('sweep-overlap', `a sweep started at ${iso(sweeps[i]!.startedAt)} while another ran until ${iso(sweeps[i - 1]!.finishedAt)}`);
   }
   const { heartbeatTimeoutMs, intervalMs } = record.settings;
   const resumeWithin = intervalMs * 1.1 + SLACK_MS;
@@ -155,7 +164,10 @@ export function checkInvariants(record: ChaosRecord): Violation[] {
     if (inOutage(death, death + resumeWithin)) continue;
     if (sweeps.some((s) => s.startedAt > death && s.startedAt <= death + resumeWithin)) continue;
     const next = sweeps.find((s) => s.startedAt > death);
-    add('sweep-not-resumed', `no sweep within ${resumeWithin} ms of the server death at ${iso(death)} (the next ${next ? `${next.startedAt - death} ms after` : 'never'})`);
+    add(
+      'sweep-not-resumed',
+      `no sweep within ${resumeWithin} ms of the server death at ${iso(death)} (the next ${next ? `${next.startedAt - death} ms after` : 'never'})`,
+    );
   }
 
   // No task stays running silent past what the monitor's clocks allow (outside database outages and the grace after them).

@@ -22,7 +22,12 @@ process.on('disconnect', () => process.exit(0));
 
 async function gql(query: string, variables: Record<string, unknown> = {}) {
   try {
-    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }), signal: AbortSignal.timeout(15_000) });
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query, variables }),
+      signal: AbortSignal.timeout(15_000),
+    });
     const body = (await response.json()) as { data?: any; errors?: { extensions?: { code?: string } }[] };
     if (body.errors?.length) {
       const code = String(body.errors[0]!.extensions?.code ?? 'ERROR');
@@ -52,7 +57,9 @@ async function produce() {
     const batch = Array.from({ length: Math.min(Math.max(due, 0), 20) }, () => attempts++);
     await Promise.all(
       batch.map(async (n) => {
-        const data = await gql(`mutation($input: CreateTaskInput!) { createTask(input: $input) { id } }`, { input: { name: `chaos ${n}`, kind: 'backtest', params: params() } });
+        const data = await gql(`mutation($input: CreateTaskInput!) { createTask(input: $input) { id } }`, {
+          input: { name: `chaos ${n}`, kind: 'backtest', params: params() },
+        });
         if (data) {
           created++;
           send({ type: 'created', taskId: data.createTask.id });

@@ -103,7 +103,12 @@ async function runProfile(kind: 'postgres' | 'pglite', tasks: number, random: ()
     const gql = async (query: string, variables: Record<string, unknown> = {}, url = suiteUrl) => {
       for (let attempt = 0; ; attempt++) {
         try {
-          const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }), signal: AbortSignal.timeout(10_000) });
+          const response = await fetch(url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ query, variables }),
+            signal: AbortSignal.timeout(10_000),
+          });
           const body = (await response.json()) as any;
           if (body.errors) throw Object.assign(new Error(JSON.stringify(body.errors)), { final: true });
           return body.data;
@@ -114,9 +119,27 @@ async function runProfile(kind: 'postgres' | 'pglite', tasks: number, random: ()
       }
     };
 
-    const record: ChaosRecord = { settings, events: [], tasks: [], alerts: [], received: [], sweeps: [], created: [], acks: [], subscribers: [], silences: [], serverDeaths: [], outages: [] };
+    const record: ChaosRecord = {
+      settings,
+      events: [],
+      tasks: [],
+      alerts: [],
+      received: [],
+      sweeps: [],
+      created: [],
+      acks: [],
+      subscribers: [],
+      silences: [],
+      serverDeaths: [],
+      outages: [],
+    };
     const fork_ = (file: string, childEnv: Record<string, string>) => {
-      const child = fork(join(root, 'test/chaos', file), [], { cwd: root, execArgv: ['--import', 'tsx'], env: { ...process.env, ...childEnv }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      const child = fork(join(root, 'test/chaos', file), [], {
+        cwd: root,
+        execArgv: ['--import', 'tsx'],
+        env: { ...process.env, ...childEnv },
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      });
       children.add(child);
       child.on('exit', () => children.delete(child));
       return child;
@@ -124,7 +147,13 @@ async function runProfile(kind: 'postgres' | 'pglite', tasks: number, random: ()
     cleanups.push(() => [...children].forEach((c) => c.kill('SIGKILL')));
 
     // Subscribers: half from the start of the history, half from now.
-    const subscriberDoors = await Promise.all(Array.from({ length: 4 }, async (_, i) => ({ name: `subscriber-${i}`, url: (await httpUrl(`subscriber-${i}`)).replace(/^http/, 'ws'), fromStart: i % 2 === 0 })));
+    const subscriberDoors = await Promise.all(
+      Array.from({ length: 4 }, async (_, i) => ({
+        name: `subscriber-${i}`,
+        url: (await httpUrl(`subscriber-${i}`)).replace(/^http/, 'ws'),
+        fromStart: i % 2 === 0,
+      })),
+    );
     const subscriber = fork_('subscriber.ts', { DOORS: JSON.stringify(subscriberDoors) });
     const ask = <T>(child: ChildProcess, type: string, answer: string) =>
       new Promise<T>((resolve) => {
@@ -164,7 +193,12 @@ async function runProfile(kind: 'postgres' | 'pglite', tasks: number, random: ()
     // The operator and producer.
     let produced = false;
     const rate = kind === 'postgres' ? 8 : 5;
-    const operator = fork_('operator.ts', { TASKWARDEN_URL: await httpUrl('operator'), TASKS: String(tasks), RATE: String(rate), SEED: String(Math.floor(random() * 2 ** 31)) });
+    const operator = fork_('operator.ts', {
+      TASKWARDEN_URL: await httpUrl('operator'),
+      TASKS: String(tasks),
+      RATE: String(rate),
+      SEED: String(Math.floor(random() * 2 ** 31)),
+    });
     const operated = new Promise<any>((resolve) =>
       operator.on('message', (m: any) => {
         if (m.type === 'created') record.created.push(m.taskId);
@@ -186,14 +220,18 @@ async function runProfile(kind: 'postgres' | 'pglite', tasks: number, random: ()
           // is a lower bound however slowly the answer comes back on a loaded machine.
           const now = Date.now();
           const data = await gql(`{ tasks(status: [RUNNING], first: 100) { edges { node { id startedAt lastHeartbeatAt } } } }`);
-          for (const { node } of data.tasks.edges) record.silences.push({ at: now, taskId: node.id, silentMs: now - Date.parse(node.lastHeartbeatAt ?? node.startedAt) });
+          for (const { node } of data.tasks.edges)
+            record.silences.push({ at: now, taskId: node.id, silentMs: now - Date.parse(node.lastHeartbeatAt ?? node.startedAt) });
         } catch {}
         await sleep(500);
       }
     })();
 
     // Faults, one at a time, at random; each kind at least once.
-    const kinds: FaultKind[] = kind === 'postgres' ? ['worker-kill', 'worker-stop', 'server-kill', 'postgres-restart', 'redis-restart', 'hold'] : ['worker-kill', 'worker-stop', 'server-kill', 'hold'];
+    const kinds: FaultKind[] =
+      kind === 'postgres'
+        ? ['worker-kill', 'worker-stop', 'server-kill', 'postgres-restart', 'redis-restart', 'hold']
+        : ['worker-kill', 'worker-stop', 'server-kill', 'hold'];
     const pending = args['shutdown-only'] ? [] : [...kinds].sort(() => random() - 0.5);
     const waitUsable = async () => {
       for (;;) {
@@ -402,7 +440,10 @@ async function gracefulShutdown(server: ServerProcess, record: ChaosRecord, gql:
       const response = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query: `mutation($i: CreateTaskInput!) { createTask(input: $i) { id } }`, variables: { i: { name: `shutdown ${n}`, params: { seconds: 0.3, behaviour: 'ok' } } } }),
+        body: JSON.stringify({
+          query: `mutation($i: CreateTaskInput!) { createTask(input: $i) { id } }`,
+          variables: { i: { name: `shutdown ${n}`, params: { seconds: 0.3, behaviour: 'ok' } } },
+        }),
         signal: AbortSignal.timeout(15_000),
       });
       const text = await response.text();

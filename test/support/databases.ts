@@ -74,5 +74,7 @@ export async function openTestDatabase(kind: 'pglite' | 'postgres', options: Pic
 }
 
 async function truncate(db: Database) {
-  await db.prisma.$executeRawUnsafe('TRUNCATE "Task", "TaskDependency", "KindQueue", "TaskCount", "TaskEvent", "MonitorSweep", "Alert", "AlertDelivery", "ApiToken" RESTART IDENTITY');
+  await db.prisma.$executeRawUnsafe(
+    'TRUNCATE "Task", "TaskDependency", "KindQueue", "TaskCount", "TaskEvent", "MonitorSweep", "Alert", "AlertDelivery", "ApiToken" RESTART IDENTITY',
+  );
 }

@@ -11,7 +11,14 @@ import { createServices } from '../../src/services.js';
 
 const db = await openDatabase(JSON.parse(process.env.TARGET!));
 const config = loadConfig({ MONITOR_ENABLED: 'false', LOG_LEVEL: 'silent' });
-const { tasks } = createServices({ prisma: db.prisma, query: db.query, clock: systemClock, bus: createEventBus(), monitor: config.monitor, log: pino({ level: 'silent' }) });
+const { tasks } = createServices({
+  prisma: db.prisma,
+  query: db.query,
+  clock: systemClock,
+  bus: createEventBus(),
+  monitor: config.monitor,
+  log: pino({ level: 'silent' }),
+});
 const id = process.env.TASK_ID!;
 const leaseToken = process.env.LEASE!;
 process.stdout.write('ready\n');
@@ -19,7 +26,12 @@ process.stdout.write('ready\n');
 for (let step = 1; step <= 9_000; step++) {
   const progress = step / 100;
   const reports = Array.from({ length: 1 + (step % 3) }, () => tasks.reportProgress(id, leaseToken, { progress }));
-  if (step % 2 === 0) reports.push(tasks.reportProgressBatch([{ id, leaseToken, progress }]).then(([result]) => (result!.accepted ? undefined : Promise.reject(new Error(String(result)))) as never));
+  if (step % 2 === 0)
+    reports.push(
+      tasks
+        .reportProgressBatch([{ id, leaseToken, progress }])
+        .then(([result]) => (result!.accepted ? undefined : Promise.reject(new Error(String(result)))) as never),
+    );
   await Promise.all(reports);
   process.stdout.write(`ack ${progress}\n`);
 }

@@ -10,7 +10,12 @@ import { TaskStatus, type Task } from '../../src/tasks/model.js';
 import type { TestDatabase } from './databases.js';
 
 /** The services over a test database, with a clock the test moves and no monitor timer. */
-export function taskHarness(database: TestDatabase, alerts: Partial<AlertSettings> = {}, monitor: Partial<MonitorSettings> = {}, scheduling?: SchedulingSettings) {
+export function taskHarness(
+  database: TestDatabase,
+  alerts: Partial<AlertSettings> = {},
+  monitor: Partial<MonitorSettings> = {},
+  scheduling?: SchedulingSettings,
+) {
   const clock = manualClock(new Date('2026-03-01T09:30:00Z'));
   const bus = createEventBus();
   const services = createServices({

@@ -6,7 +6,11 @@ import { stuckColumns, taskTable } from '../task-table.js';
 export const cleanupCommand = () =>
   new Command('cleanup')
     .description('Finds stuck tasks and, with --auto-fix, cancels them (and alerts, as the monitor would)')
-    .option('--timeout <minutes>', "one timeout for everything: no heartbeat or no progress for this long counts as stuck (minutes, or 90s, 2h); without it, each task's own clocks and the monitor's", minutes)
+    .option(
+      '--timeout <minutes>',
+      "one timeout for everything: no heartbeat or no progress for this long counts as stuck (minutes, or 90s, 2h); without it, each task's own clocks and the monitor's",
+      minutes,
+    )
     .option('--auto-fix', 'cancel them; without it, only report what would be fixed')
     .addHelpText('after', examples('taskwarden cleanup', 'taskwarden cleanup --timeout 60 --auto-fix', 'taskwarden cleanup --auto-fix --json'))
     .action(

@@ -25,13 +25,16 @@ export const fixStuckCommand = () =>
   new Command('fix-stuck')
     .description(
       "The seed's repair flow: check the server's health, find stuck tasks, stop them through the API, " +
-        "or, when the server is down, in its database directly (same rules, history actor \"cli\"); optionally delete them",
+        'or, when the server is down, in its database directly (same rules, history actor "cli"); optionally delete them',
     )
     .option('--timeout <minutes>', 'no heartbeat or no progress for this long counts as stuck (minutes, or 90s, 2h)', minutes, 60)
     .option('--yes', 'do not ask before changing anything')
     .option('--dry-run', 'only show what would be done')
     .option('--delete', 'delete the tasks once stopped (their history is kept)')
-    .option('--database-url <url>', 'with the server down: this PostgreSQL database (default: DATABASE_URL, else the PGlite folder DATA_DIR, from the environment or .env)')
+    .option(
+      '--database-url <url>',
+      'with the server down: this PostgreSQL database (default: DATABASE_URL, else the PGlite folder DATA_DIR, from the environment or .env)',
+    )
     .addHelpText(
       'after',
       `${examples(
@@ -115,20 +118,28 @@ async function repair(repairer: Repairer, out: Output, options: FixStuckOptions)
     item.stopped = true;
   });
   if (options.delete) {
-    await each('Deleting', found.filter((item) => item.stopped), async (item) => {
-      await repairer.delete(item.id);
-      item.deleted = true;
-    });
+    await each(
+      'Deleting',
+      found.filter((item) => item.stopped),
+      async (item) => {
+        await repairer.delete(item.id);
+        item.deleted = true;
+      },
+    );
   }
 
   out.result(report(), () => {
     const outcome = (item: Handled) =>
-      [item.stopped ? status(out.c, item.status) : '', item.deleted ? 'deleted' : '', item.error ? out.c.red(printable(item.error.message)) : ''].filter(Boolean).join(', ');
+      [item.stopped ? status(out.c, item.status) : '', item.deleted ? 'deleted' : '', item.error ? out.c.red(printable(item.error.message)) : '']
+        .filter(Boolean)
+        .join(', ');
     const stopped = found.filter((item) => item.stopped).length;
     const deleted = found.filter((item) => item.deleted).length;
     return (
-      `${out.table(['id', 'name', 'outcome'], found.map((item) => [printable(item.id), label(item.name), outcome(item)]))}\n` +
-      `Stopped ${stopped} of ${found.length}${options.delete ? `, deleted ${deleted}` : ''}.`
+      `${out.table(
+        ['id', 'name', 'outcome'],
+        found.map((item) => [printable(item.id), label(item.name), outcome(item)]),
+      )}\n` + `Stopped ${stopped} of ${found.length}${options.delete ? `, deleted ${deleted}` : ''}.`
     );
   });
   return exitCode;

@@ -16,7 +16,10 @@ export const listCommand = () =>
     .option('--status <statuses>', 'only these statuses, comma-separated: pending, running, completed, failed, cancelled', statusList)
     .option('--kind <kind>', 'only tasks of this kind (e.g. backtest)')
     .option('--limit <n>', 'show at most this many', positiveInteger, 50)
-    .addHelpText('after', examples('taskwarden list', 'taskwarden list --status running --kind backtest', 'taskwarden list --status failed,cancelled --limit 10 --json'))
+    .addHelpText(
+      'after',
+      examples('taskwarden list', 'taskwarden list --status running --kind backtest', 'taskwarden list --status failed,cancelled --limit 10 --json'),
+    )
     .action(
       withClient<ListOptions>(async ({ client, out }, options) => {
         const page = await client.listTasks({ status: options.status, kind: options.kind, first: options.limit });

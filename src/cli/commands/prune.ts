@@ -15,10 +15,13 @@ const setting = (value: number | null) => (value === null ? 'off' : ms(value, { 
  */
 export const pruneCommand = () =>
   new Command('prune')
-    .description('Delete what the retention settings (TASK_RETENTION, HISTORY_RETENTION) say is too old, in small batches, on the server\'s database')
+    .description("Delete what the retention settings (TASK_RETENTION, HISTORY_RETENTION) say is too old, in small batches, on the server's database")
     .option('--dry-run', 'count what would be deleted, delete nothing')
     .option('--database-url <url>', 'this PostgreSQL database (default: DATABASE_URL, else the PGlite folder DATA_DIR, from the environment or .env)')
-    .addHelpText('after', examples('taskwarden prune --dry-run', 'TASK_RETENTION=180d taskwarden prune', 'taskwarden prune --database-url postgres://tw@db/taskwarden --json'))
+    .addHelpText(
+      'after',
+      examples('taskwarden prune --dry-run', 'TASK_RETENTION=180d taskwarden prune', 'taskwarden prune --database-url postgres://tw@db/taskwarden --json'),
+    )
     .action(async (options: PruneOptions, command: Command) => {
       const out = createOutput(globalOptions(command));
       // Loaded only here: the database path brings Prisma and PGlite along.

@@ -22,7 +22,9 @@ export function queueTable(out: Output, queues: readonly KindQueueFieldsFragment
 
 export const queuesCommand = () =>
   new Command('queues')
-    .description('Each kind: tasks ready, delayed, blocked by a dependency, running; its limit, whether it is paused, how long the oldest ready task has waited')
+    .description(
+      'Each kind: tasks ready, delayed, blocked by a dependency, running; its limit, whether it is paused, how long the oldest ready task has waited',
+    )
     .addHelpText('after', examples('taskwarden queues', 'taskwarden queues --json'))
     .action(
       withClient(async ({ client, out }) => {
@@ -41,7 +43,10 @@ export const pauseCommand = () =>
     .action((kind: string, _options: unknown, command: Command) =>
       withClient<{ kind: string }>(async ({ client, out }, { kind }) => {
         const queue = await client.pauseKind(kind);
-        out.result({ queue }, () => `Paused "${label(queue.kind)}": ${queue.running} running go on, ${queue.pending + queue.delayed + queue.blocked} pending wait.`);
+        out.result(
+          { queue },
+          () => `Paused "${label(queue.kind)}": ${queue.running} running go on, ${queue.pending + queue.delayed + queue.blocked} pending wait.`,
+        );
       })({ kind }, command),
     );
 
@@ -67,7 +72,9 @@ export const limitCommand = () =>
       withClient<{ kind: string; limit: number | null }>(async ({ client, out }, options) => {
         const queue = await client.setKindLimit(options.kind, options.limit);
         out.result({ queue }, () =>
-          queue.limit === null ? `"${label(queue.kind)}" has no limit now (${queue.running} running).` : `At most ${queue.limit} "${label(queue.kind)}" tasks run at once now (${queue.running} running).`,
+          queue.limit === null
+            ? `"${label(queue.kind)}" has no limit now (${queue.running} running).`
+            : `At most ${queue.limit} "${label(queue.kind)}" tasks run at once now (${queue.running} running).`,
         );
       })({ kind, limit }, command),
     );

@@ -33,7 +33,10 @@ export const statsCommand = () =>
           const facts: [string, string][] = [
             ['Success rate', s.successRate == null ? '- (nothing finished yet)' : `${percent(rate(s.successRate), 1)} of finished tasks completed`],
             ['Average duration', duration(s.averageDurationSeconds)],
-            ['Stuck now', `${s.stuck}${s.stuck ? ` ${out.c.red('(see taskwarden stuck)')}` : ''} under the monitor's clocks: no heartbeat for ${minutesText(m.heartbeatTimeoutSeconds / 60)}, no progress for ${minutesText(m.stallTimeoutMinutes)}`],
+            [
+              'Stuck now',
+              `${s.stuck}${s.stuck ? ` ${out.c.red('(see taskwarden stuck)')}` : ''} under the monitor's clocks: no heartbeat for ${minutesText(m.heartbeatTimeoutSeconds / 60)}, no progress for ${minutesText(m.stallTimeoutMinutes)}`,
+            ],
             ['Monitor', m.enabled ? `on: every ${duration(m.intervalSeconds)}, action ${m.action}` : out.c.yellow('off in this server')],
             ['Last sweep', sweep],
             ...(m.lastError ? [['Last error', out.c.red(`${printable(m.lastError)} (${m.consecutiveFailures} failed in a row)`)] as [string, string]] : []),

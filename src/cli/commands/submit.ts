@@ -14,9 +14,12 @@ const MAX_BATCH = 1000;
  * its line number, before anything is sent.
  */
 export async function readTaskLines(path: string): Promise<CreateTaskInput[]> {
-  const text = path === '-' ? await readStdin() : await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    throw usage(`cannot read ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
-  });
+  const text =
+    path === '-'
+      ? await readStdin()
+      : await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+          throw usage(`cannot read ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+        });
   const inputs: CreateTaskInput[] = [];
   text.split('\n').forEach((line, i) => {
     const trimmed = line.trim();
@@ -27,7 +30,8 @@ export async function readTaskLines(path: string): Promise<CreateTaskInput[]> {
     } catch (error) {
       throw usage(`${path}:${i + 1}: not JSON (${(error as Error).message})`);
     }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw usage(`${path}:${i + 1}: expected one task as a JSON object, such as {"name": "SMA AAPL"}`);
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      throw usage(`${path}:${i + 1}: expected one task as a JSON object, such as {"name": "SMA AAPL"}`);
     inputs.push(value as CreateTaskInput);
   });
   if (inputs.length === 0) throw usage(`${path}: no tasks in it`);
@@ -44,7 +48,10 @@ async function readStdin(): Promise<string> {
 export const submitCommand = () =>
   new Command('submit')
     .description('Creates the tasks of a JSON Lines file in one batch: all or none. Lines with an idempotencyKey make submitting twice harmless')
-    .requiredOption('--file <path>', 'one task per line, as createTask takes it (name, kind, params, priority, runAt, idempotencyKey, dependsOn, dependsOnIndex, ...); - reads stdin')
+    .requiredOption(
+      '--file <path>',
+      'one task per line, as createTask takes it (name, kind, params, priority, runAt, idempotencyKey, dependsOn, dependsOnIndex, ...); - reads stdin',
+    )
     .addHelpText(
       'after',
       examples('taskwarden submit --file sweep.jsonl', 'taskwarden submit --file - --json < sweep.jsonl') +

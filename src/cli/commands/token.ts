@@ -23,7 +23,15 @@ interface TokenStore {
   close(): Promise<void>;
 }
 
-const viewOf = (t: { name: string; role: string; source: string; createdAt: Date | string | null; createdBy: string | null; lastUsedAt: Date | string | null; revokedAt: Date | string | null }): TokenView => ({
+const viewOf = (t: {
+  name: string;
+  role: string;
+  source: string;
+  createdAt: Date | string | null;
+  createdBy: string | null;
+  lastUsedAt: Date | string | null;
+  revokedAt: Date | string | null;
+}): TokenView => ({
   name: t.name,
   role: t.role.toLowerCase() as Role,
   source: t.source,
@@ -73,7 +81,13 @@ async function databaseStore(databaseUrl: string | undefined, bootstrap: boolean
 }
 
 /** Runs `action` through the API; when the server does not answer, on its database directly. */
-async function withStore<T>(client: TaskwardenClient, out: Output, databaseUrl: string | undefined, bootstrap: boolean, action: (store: TokenStore) => Promise<T>): Promise<T> {
+async function withStore<T>(
+  client: TaskwardenClient,
+  out: Output,
+  databaseUrl: string | undefined,
+  bootstrap: boolean,
+  action: (store: TokenStore) => Promise<T>,
+): Promise<T> {
   try {
     return await action(apiStore(client));
   } catch (error) {
@@ -90,12 +104,18 @@ async function withStore<T>(client: TaskwardenClient, out: Output, databaseUrl: 
 }
 
 const databaseOption = () =>
-  new Option('--database-url <url>', 'with the server down: this PostgreSQL database (default: DATABASE_URL, else the PGlite folder DATA_DIR, from the environment or .env)');
+  new Option(
+    '--database-url <url>',
+    'with the server down: this PostgreSQL database (default: DATABASE_URL, else the PGlite folder DATA_DIR, from the environment or .env)',
+  );
 
 export const tokenCommand = () =>
   new Command('token')
     .description('API tokens: create (the secret is shown once), list, revoke. Needs an admin token, or the server down (then its database is used directly)')
-    .addHelpText('after', examples('taskwarden token create --role worker --name ci-runner', 'taskwarden token list', 'taskwarden token revoke --name ci-runner'))
+    .addHelpText(
+      'after',
+      examples('taskwarden token create --role worker --name ci-runner', 'taskwarden token list', 'taskwarden token revoke --name ci-runner'),
+    )
     .addCommand(
       new Command('create')
         .description('Creates a token and prints its secret, once')
@@ -138,7 +158,15 @@ export const tokenCommand = () =>
                 ? 'No tokens: a server on loopback is open to everyone until one exists.'
                 : out.table(
                     ['name', 'role', 'source', 'created', 'by', 'last used', 'revoked'],
-                    rows.map((t) => [printable(t.name), t.role, t.source, ago(t.createdAt), printable(t.createdBy ?? '-'), ago(t.lastUsedAt), t.revokedAt ? out.c.red(ago(t.revokedAt)) : '-']),
+                    rows.map((t) => [
+                      printable(t.name),
+                      t.role,
+                      t.source,
+                      ago(t.createdAt),
+                      printable(t.createdBy ?? '-'),
+                      ago(t.lastUsedAt),
+                      t.revokedAt ? out.c.red(ago(t.revokedAt)) : '-',
+                    ]),
                   ),
             );
           }),

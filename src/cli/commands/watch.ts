@@ -28,64 +28,67 @@ export const watchCommand = () =>
         '\nOn a terminal it draws progress bars; in a pipe it prints one line per change. Ctrl-C stops it.\n',
     )
     .action(
-      withClient<{ taskId?: string }>(async ({ client, out, options: global }, options) => {
-        const view = out.json ? ndjsonView(out) : textView(out, global.url, process.stdout.isTTY ? progressBars(out) : undefined);
-        // The snapshot comes first: a server that is down is reported at once (exit code 3).
-        let lastEventId: string | undefined; // where the stream starts: after the snapshot of --task-id
-        let snapshot: TaskFieldsFragment[];
-        if (options.taskId) {
-          const { events, ...task } = await requireTask(client, options.taskId);
-          lastEventId = events.at(-1)?.id; // the subscription replays whatever happens after it
-          snapshot = [task];
-        } else {
-          snapshot = await runningTasks(client);
-        }
-        view.snapshot(snapshot);
-        if (options.taskId && terminal(snapshot[0]!.status)) return;
+      withClient<{ taskId?: string }>(
+        async ({ client, out, options: global }, options) => {
+          const view = out.json ? ndjsonView(out) : textView(out, global.url, process.stdout.isTTY ? progressBars(out) : undefined);
+          // The snapshot comes first: a server that is down is reported at once (exit code 3).
+          let lastEventId: string | undefined; // where the stream starts: after the snapshot of --task-id
+          let snapshot: TaskFieldsFragment[];
+          if (options.taskId) {
+            const { events, ...task } = await requireTask(client, options.taskId);
+            lastEventId = events.at(-1)?.id; // the subscription replays whatever happens after it
+            snapshot = [task];
+          } else {
+            snapshot = await runningTasks(client);
+          }
+          view.snapshot(snapshot);
+          if (options.taskId && terminal(snapshot[0]!.status)) return;
 
-        let finish!: () => void;
-        let fail!: (error: unknown) => void;
-        const done = new Promise<void>((resolve, reject) => {
-          finish = resolve;
-          fail = reject;
-        });
-        process.once('SIGINT', finish).once('SIGTERM', finish);
+          let finish!: () => void;
+          let fail!: (error: unknown) => void;
+          const done = new Promise<void>((resolve, reject) => {
+            finish = resolve;
+            fail = reject;
+          });
+          process.once('SIGINT', finish).once('SIGTERM', finish);
 
-        // Updates resume after the last event seen (after a reconnect, or when the server
-        // ended the stream because this terminal fell behind), so nothing is missed.
-        const stopUpdates = client.followTaskUpdates(
-          { id: options.taskId, afterEventId: lastEventId },
-          {
-            next: (event) => {
-              view.event(event);
-              if (options.taskId && (terminal(event.toStatus) || event.type === 'DELETED')) finish();
+          // Updates resume after the last event seen (after a reconnect, or when the server
+          // ended the stream because this terminal fell behind), so nothing is missed.
+          const stopUpdates = client.followTaskUpdates(
+            { id: options.taskId, afterEventId: lastEventId },
+            {
+              next: (event) => {
+                view.event(event);
+                if (options.taskId && (terminal(event.toStatus) || event.type === 'DELETED')) finish();
+              },
+              error: fail,
+            },
+          );
+          const unsubscribeAlerts = client.onStuckTask({
+            next: (alert) => {
+              if (!options.taskId || alert.task.id === options.taskId) view.alert(alert);
             },
             error: fail,
-          },
-        );
-        const unsubscribeAlerts = client.onStuckTask({
-          next: (alert) => {
-            if (!options.taskId || alert.task.id === options.taskId) view.alert(alert);
-          },
-          error: fail,
-        });
-        let state: 'connected' | 'closed' | undefined;
-        const stopListening = client.onConnection((next) => {
-          if (next === state) return; // each failed reconnect attempt closes again: report the drop once
-          state = next;
-          view.connection(next);
-        });
+          });
+          let state: 'connected' | 'closed' | undefined;
+          const stopListening = client.onConnection((next) => {
+            if (next === state) return; // each failed reconnect attempt closes again: report the drop once
+            state = next;
+            view.connection(next);
+          });
 
-        try {
-          await done;
-        } finally {
-          process.off('SIGINT', finish).off('SIGTERM', finish);
-          stopListening();
-          stopUpdates();
-          unsubscribeAlerts();
-          view.stop();
-        }
-      }, { subscriptions: true }),
+          try {
+            await done;
+          } finally {
+            process.off('SIGINT', finish).off('SIGTERM', finish);
+            stopListening();
+            stopUpdates();
+            unsubscribeAlerts();
+            view.stop();
+          }
+        },
+        { subscriptions: true },
+      ),
     );
 
 async function requireTask(client: TaskwardenClient, id: string) {
@@ -157,7 +160,9 @@ function textView(out: Output, url: string, bars?: ProgressBars): WatchView {
     alert(alert) {
       names.set(alert.task.id, alert.task.name);
       const { task } = alert;
-      log(`${c.dim(clockTime(alert.detectedAt))} ${c.red('STUCK    ')} ${printable(task.name)}: ${alert.reason} for ${duration(alert.stuckForSeconds)} -> ${alert.actionTaken} (${status(c, task.status)})`);
+      log(
+        `${c.dim(clockTime(alert.detectedAt))} ${c.red('STUCK    ')} ${printable(task.name)}: ${alert.reason} for ${duration(alert.stuckForSeconds)} -> ${alert.actionTaken} (${status(c, task.status)})`,
+      );
       if (task.status !== 'RUNNING') bars?.drop(task.id);
     },
     stop: () => bars?.stop(),

@@ -31,7 +31,13 @@ type InsertedRow = Task & { eventId: bigint; eventXact: bigint };
  */
 export async function insertTasks(db: Db, tasks: readonly NewTask[], event: { actor: string; tokenName: string | null }): Promise<RecordedChange[]> {
   if (tasks.length === 0) return [];
-  const rows = tasks.map((task, ord) => ({ ...task, ord, params: task.params ?? {}, runAt: task.runAt?.toISOString() ?? null, createdAt: task.createdAt.toISOString() }));
+  const rows = tasks.map((task, ord) => ({
+    ...task,
+    ord,
+    params: task.params ?? {},
+    runAt: task.runAt?.toISOString() ?? null,
+    createdAt: task.createdAt.toISOString(),
+  }));
   const inserted = await db.$queryRaw<InsertedRow[]>`
     WITH input AS (
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS x(

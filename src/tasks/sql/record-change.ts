@@ -36,12 +36,7 @@ type ChangedRow = Task & { fromStatus: TaskStatus | null; fromWorkerId: string |
  * history entry). When its
  * compare-and-set guard fails it returns no row, and this returns null.
  */
-export async function recordChange(
-  db: Db,
-  change: Change,
-  event: EventSpec,
-  options: { deletes?: boolean } = {},
-): Promise<RecordedChange | null> {
+export async function recordChange(db: Db, change: Change, event: EventSpec, options: { deletes?: boolean } = {}): Promise<RecordedChange | null> {
   const rows = await db.$queryRaw<ChangedRow[]>`
     WITH ${change.pick ? Prisma.sql`picked AS MATERIALIZED (${change.pick}),` : Prisma.empty}
     changed AS (${change.statement}),

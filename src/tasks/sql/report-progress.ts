@@ -24,7 +24,12 @@ const taskColumns = Object.values(Prisma.TaskScalarFieldEnum);
  * least `intervalMs` old. Written once, over the new and old values, so the
  * SET and the RETURNING below cannot disagree.
  */
-const earnsEntry = (now: Date, intervalMs: number, next: { progress: Prisma.Sql; message: Prisma.Sql }, old: { progress: string; message: string; recordedAt: string }) => {
+const earnsEntry = (
+  now: Date,
+  intervalMs: number,
+  next: { progress: Prisma.Sql; message: Prisma.Sql },
+  old: { progress: string; message: string; recordedAt: string },
+) => {
   const [progress, message, recordedAt] = [Prisma.raw(old.progress), Prisma.raw(old.message), Prisma.raw(old.recordedAt)];
   return Prisma.sql`(
   (${next.progress}, ${next.message}) IS DISTINCT FROM (${progress}, ${message})

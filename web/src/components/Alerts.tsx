@@ -6,9 +6,7 @@ export function AlertList({ alerts, board }: { alerts: StuckAlert[]; board: Boar
   return (
     <section class={`panel alerts${alerts.length ? ' has-items' : ''}`} aria-label="Stuck task alerts" data-testid="alerts">
       <header class="panel-head">
-        <h2>
-          Alerts {alerts.length > 0 && <span class="count">{alerts.length}</span>}
-        </h2>
+        <h2>Alerts {alerts.length > 0 && <span class="count">{alerts.length}</span>}</h2>
         {alerts.length > 0 && (
           <button type="button" class="link" onClick={() => board.clearAlerts()}>
             Clear
@@ -23,7 +21,8 @@ export function AlertList({ alerts, board }: { alerts: StuckAlert[]; board: Boar
             <li key={alert.key} data-testid="alert-item" data-task-id={alert.task.id}>
               <a href={taskHref(alert.task.id)}>{alert.task.name}</a>
               <span class="alert-why">
-                <span class="stuck">{alert.reason}</span> for {format.duration(alert.stuckForSeconds)}; {format.stuckOutcome[alert.actionTaken]} by {alert.actor}
+                <span class="stuck">{alert.reason}</span> for {format.duration(alert.stuckForSeconds)}; {format.stuckOutcome[alert.actionTaken]} by{' '}
+                {alert.actor}
               </span>
               <time dateTime={alert.detectedAt}>{format.time(alert.detectedAt)}</time>
             </li>

@@ -22,7 +22,12 @@ export function Overview({ overview, now }: { overview?: OverviewData; now: numb
     <section class="overview" aria-label="Overview">
       <div class="cards">
         {CARDS.map(({ key, label, show, tone }) => (
-          <div key={key} class={`card ${overview ? (tone?.(overview.stats) ?? '') : ''}`} data-testid={`stat-${key}`} data-value={overview ? String(overview.stats[key] ?? '') : undefined}>
+          <div
+            key={key}
+            class={`card ${overview ? (tone?.(overview.stats) ?? '') : ''}`}
+            data-testid={`stat-${key}`}
+            data-value={overview ? String(overview.stats[key] ?? '') : undefined}
+          >
             <span class="card-label">{label}</span>
             <span class="card-value">{overview ? show(overview.stats) : '…'}</span>
           </div>

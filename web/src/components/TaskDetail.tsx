@@ -68,7 +68,19 @@ export function TaskDetail({ id, board, now, act, onClose }: { id: string; board
   );
 }
 
-function Body({ task, events, deleted, now, act }: { task: FullTask; events: TaskEventFieldsFragment[]; deleted: boolean; now: number; act: (action: Action) => void }) {
+function Body({
+  task,
+  events,
+  deleted,
+  now,
+  act,
+}: {
+  task: FullTask;
+  events: TaskEventFieldsFragment[];
+  deleted: boolean;
+  now: number;
+  act: (action: Action) => void;
+}) {
   const facts: [string, string][] = [
     ['Kind', task.kind],
     ['Attempt', `${task.attempt} of ${task.maxAttempts}`],

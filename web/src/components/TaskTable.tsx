@@ -40,11 +40,7 @@ export function TaskTable({ state, board, now, act }: Props) {
     <section class="panel tasks" aria-label="Tasks">
       <header class="panel-head">
         <h2>Tasks</h2>
-        <button
-          type="button"
-          data-testid="cleanup"
-          onClick={() => act({ kind: 'cleanup' })}
-        >
+        <button type="button" data-testid="cleanup" onClick={() => act({ kind: 'cleanup' })}>
           Clean up stuck…
         </button>
       </header>
@@ -128,10 +124,14 @@ export function TaskTable({ state, board, now, act }: Props) {
           ))}
         </tbody>
       </table>
-      {!page.loading && page.rows.length === 0 && <p class="empty">{filter.status.length || filter.kind || filter.search ? 'No task matches.' : 'No tasks yet.'}</p>}
+      {!page.loading && page.rows.length === 0 && (
+        <p class="empty">{filter.status.length || filter.kind || filter.search ? 'No task matches.' : 'No tasks yet.'}</p>
+      )}
 
       <footer class="pager">
-        <span data-testid="page-info">{page.totalCount ? `${first}–${first + page.rows.length - 1} of ${totalText(page.totalCount, Boolean(filter.search.trim()))}` : '0 tasks'}</span>
+        <span data-testid="page-info">
+          {page.totalCount ? `${first}–${first + page.rows.length - 1} of ${totalText(page.totalCount, Boolean(filter.search.trim()))}` : '0 tasks'}
+        </span>
         <button type="button" disabled={page.number <= 1 || page.loading} onClick={() => board.previousPage()} data-testid="page-previous">
           ← Newer
         </button>

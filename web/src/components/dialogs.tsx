@@ -6,10 +6,7 @@ import * as format from '../format.js';
 import { isTerminal, StatusBadge } from './bits.js';
 
 /** What the user asked to do, waiting for confirmation. */
-export type Action =
-  | { kind: 'stop' | 'force'; task: BoardTask }
-  | { kind: 'delete'; tasks: BoardTask[] }
-  | { kind: 'cleanup' };
+export type Action = { kind: 'stop' | 'force'; task: BoardTask } | { kind: 'delete'; tasks: BoardTask[] } | { kind: 'cleanup' };
 
 export function ActionDialog({ action, board, onClose }: { action: Action; board: Board; onClose: () => void }) {
   switch (action.kind) {
@@ -55,7 +52,14 @@ function useRequest() {
   return { busy, error, run };
 }
 
-function Buttons({ busy, confirm, tone = 'danger', onConfirm, onClose, disabled = false }: {
+function Buttons({
+  busy,
+  confirm,
+  tone = 'danger',
+  onConfirm,
+  onClose,
+  disabled = false,
+}: {
   busy: boolean;
   confirm: string;
   tone?: 'danger' | 'primary';
@@ -110,9 +114,7 @@ function StopDialog({ task, board, onClose }: { task: BoardTask; board: Board; o
     });
   return (
     <Modal title={`Stop ${task.name}?`} onClose={onClose}>
-      <p>
-        It becomes CANCELLED{task.status === 'RUNNING' ? ' and its worker loses its lease: anything the worker writes later is refused' : ''}.
-      </p>
+      <p>It becomes CANCELLED{task.status === 'RUNNING' ? ' and its worker loses its lease: anything the worker writes later is refused' : ''}.</p>
       <ReasonField value={reason} onInput={setReason} />
       <ErrorLine error={error} />
       <Buttons busy={busy} confirm="Stop task" onConfirm={confirm} onClose={onClose} />
@@ -197,11 +199,7 @@ function DeleteDialog({ tasks, board, onClose }: { tasks: BoardTask[]; board: Bo
           )}
         </>
       )}
-      {outcomes ? (
-        <CloseButton onClose={onClose} />
-      ) : (
-        <Buttons busy={busy} confirm="Delete" onConfirm={confirm} onClose={onClose} />
-      )}
+      {outcomes ? <CloseButton onClose={onClose} /> : <Buttons busy={busy} confirm="Delete" onConfirm={confirm} onClose={onClose} />}
     </Modal>
   );
 }
@@ -267,7 +265,9 @@ function CleanupDialog({ board, onClose }: { board: Board; onClose: () => void }
               ? `Handled ${applied.fixed.length} of ${applied.found.length} stuck tasks (${applied.action}).`
               : report.found.length
                 ? `${report.found.length} stuck task${report.found.length === 1 ? '' : 's'} would be handled (${report.action}):`
-                : timeoutMinutes == null ? "Nothing is stuck under the monitor's clocks." : 'Nothing is stuck under this timeout.'}
+                : timeoutMinutes == null
+                  ? "Nothing is stuck under the monitor's clocks."
+                  : 'Nothing is stuck under this timeout.'}
           </p>
           <ul class="outcomes">
             {(applied ? applied.fixed : report.found).map((task) => (

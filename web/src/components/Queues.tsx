@@ -30,29 +30,32 @@ export function Queues({ overview, board }: { overview?: Overview; board: Board 
       )}
       {overview && queues.length === 0 && <p class="empty">Nothing waits or runs, and no kind has a limit or a pause.</p>}
       {queues.length > 0 && (
-        <table class="queue-table">
-          <thead>
-            <tr>
-              <th>Kind</th>
-              <th title="due, dependencies done">Ready</th>
-              <th title="runAt still ahead">Delayed</th>
-              <th title="waiting for a dependency">Blocked</th>
-              <th>Running</th>
-              <th>Limit</th>
-              <th title="how long the oldest ready task has waited">Oldest</th>
-              {overview?.canOperate && (
-                <th>
-                  <span class="sr-only">Actions</span>
-                </th>
-              )}
-            </tr>
-          </thead>
-          <tbody>
-            {queues.map((q) => (
-              <QueueRow key={q.kind} queue={q} canOperate={overview?.canOperate ?? false} board={board} change={change} />
-            ))}
-          </tbody>
-        </table>
+        // Seven columns do not fit a phone: the table scrolls inside its panel, the page does not.
+        <div class="queue-scroll">
+          <table class="queue-table">
+            <thead>
+              <tr>
+                <th>Kind</th>
+                <th title="due, dependencies done">Ready</th>
+                <th title="runAt still ahead">Delayed</th>
+                <th title="waiting for a dependency">Blocked</th>
+                <th>Running</th>
+                <th>Limit</th>
+                <th title="how long the oldest ready task has waited">Oldest</th>
+                {overview?.canOperate && (
+                  <th>
+                    <span class="sr-only">Actions</span>
+                  </th>
+                )}
+              </tr>
+            </thead>
+            <tbody>
+              {queues.map((q) => (
+                <QueueRow key={q.kind} queue={q} canOperate={overview?.canOperate ?? false} board={board} change={change} />
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </section>
   );

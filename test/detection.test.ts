@@ -113,6 +113,33 @@ describeEachDatabase('detection on real time [%s]', (kind) => {
     await alerts.return?.();
   });
 
+  it('gives no stuck verdict to 200 healthy tasks over 30 s while they keep the server busy with progress', { timeout: 240_000 }, async () => {
+    server = await startTestServer(database, SHORT, { realTime: true });
+    const verdicts: StuckAlert[] = [];
+    const alerts = server.taskwarden.services.bus.subscribe('task:stuck');
+    void (async () => {
+      for await (const alert of alerts) verdicts.push(alert as StuckAlert);
+    })();
+    // They run for longer than the test: every one is RUNNING and healthy throughout.
+    for (let i = 0; i < 200; i++) await create(`healthy ${i}`, { seconds: 600 });
+    // Each task reports progress every 200 ms (the SDK sends at most one a second per task) and heartbeats
+    // at the lease's pace (a second, for a 3 s timeout): a few hundred writes a second on two cores.
+    const worker = startWorker(server.url, { MODE: 'progress', CONCURRENCY: '200', PROGRESS_INTERVAL: '1000' });
+    workers.push(worker);
+    await until(() => worker.of('started').length === 200, 180_000);
+    const watchedFrom = Date.now();
+    await new Promise((r) => setTimeout(r, 30_000));
+    const { monitor } = await server.ok('{ monitor { lastSweepAt } }');
+    console.log(`[${kind}] 200 healthy tasks under progress load: ${verdicts.length} stuck verdicts in 30 s`);
+    expect(verdicts).toEqual([]);
+    expect(worker.of('lost')).toEqual([]);
+    // The monitor was sweeping all along, not idle.
+    expect(new Date(monitor.lastSweepAt).getTime()).toBeGreaterThan(watchedFrom + 25_000);
+    const running = await server.taskwarden.services.prisma.task.count({ where: { status: 'RUNNING' } });
+    expect(running).toBe(200);
+    await alerts.return?.();
+  });
+
   it('beats at the pace the lease asks for, counted at the server', { timeout: 90_000 }, async () => {
     // Only the beats are counted here: no monitor to end the tasks.
     server = await startTestServer(database, { ...SHORT, MONITOR_ENABLED: 'false' }, { realTime: true });

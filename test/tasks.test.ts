@@ -315,18 +315,23 @@ describeEachDatabase('task lifecycle [%s]', (kind) => {
     expect(await codeOf(() => h.tasks.delete(task.id))).toBe('NOT_FOUND');
   });
 
-  it('publishes each recorded change after it is written', async () => {
+  it('publishes each recorded change after it is written, its history entry exactly as stored', async () => {
     const updates = h.bus.subscribe('task:updated');
     const { task, leaseToken } = await taskIn(h.tasks, 'RUNNING');
     await h.tasks.reportProgress(task.id, leaseToken!); // a bare heartbeat: nothing to publish
-    await h.tasks.reportProgress(task.id, leaseToken!, { progress: 10 });
+    await h.tasks.reportProgress(task.id, leaseToken!, { progress: 10 }, 'ci-token');
+    // No actor given: the entry names the worker that held the task.
+    await h.tasks.complete(task.id, leaseToken!, { sharpe: 1.2 });
+    await h.tasks.delete(task.id, { actor: 'ops-alice' });
     const seen = [];
-    for (let i = 0; i < 3; i++) seen.push((await updates.next()).value);
+    for (let i = 0; i < 5; i++) seen.push((await updates.next()).value);
     await updates.return!();
-    expect(seen.map((c) => [c.event.type, c.task?.status, c.task?.progress])).toEqual([
-      ['CREATED', 'PENDING', 0],
-      ['STARTED', 'RUNNING', 0],
-      ['PROGRESS', 'RUNNING', 10],
+    expect(seen.map((c) => [c.event.type, c.event.actor, c.event.toStatus, c.event.progress])).toEqual([
+      ['CREATED', 'api', 'PENDING', 0],
+      ['STARTED', 'worker-a', 'RUNNING', 0],
+      ['PROGRESS', 'worker-a', 'RUNNING', 10],
+      ['COMPLETED', 'worker-a', 'COMPLETED', 100],
+      ['DELETED', 'ops-alice', null, 100],
     ]);
     const stored = await h.tasks.history({ taskId: task.id });
     expect(seen.map((c) => c.event)).toEqual(stored);

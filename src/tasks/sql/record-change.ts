@@ -1,6 +1,6 @@
 import { Prisma } from '../../generated/prisma/client.js';
 import type { Change } from './change.js';
-import type { Db, Task, TaskEvent, TaskEventType, TaskStatus } from '../model.js';
+import type { Db, Task, TaskEvent, TaskEventType } from '../model.js';
 
 export interface EventSpec {
   type: TaskEventType;
@@ -23,7 +23,10 @@ export interface RecordedChange {
   event: TaskEvent | null;
 }
 
-type ChangedRow = Task & { fromStatus: TaskStatus | null; fromWorkerId: string | null; record: boolean; eventId: bigint | null; eventXact: bigint | null };
+const taskColumns = Object.values(Prisma.TaskScalarFieldEnum);
+const eventColumns = Object.values(Prisma.TaskEventScalarFieldEnum);
+// The task and its history entry share column names (kind, progress, message, ...): the entry's come back as "event.<column>".
+const eventFields = Prisma.raw(eventColumns.map((column) => `event."${column}" AS "event.${column}"`).join(', '));
 
 /**
  * The one way Taskwarden writes a task: a single statement that makes the
@@ -37,7 +40,7 @@ type ChangedRow = Task & { fromStatus: TaskStatus | null; fromWorkerId: string |
  * compare-and-set guard fails it returns no row, and this returns null.
  */
 export async function recordChange(db: Db, change: Change, event: EventSpec, options: { deletes?: boolean } = {}): Promise<RecordedChange | null> {
-  const rows = await db.$queryRaw<ChangedRow[]>`
+  const rows = await db.$queryRaw<Record<string, unknown>[]>`
     WITH ${change.pick ? Prisma.sql`picked AS MATERIALIZED (${change.pick}),` : Prisma.empty}
     changed AS (${change.statement}),
     event AS (
@@ -45,32 +48,12 @@ export async function recordChange(db: Db, change: Change, event: EventSpec, opt
       SELECT id, kind, ${event.type}::"TaskEventType", "fromStatus", ${options.deletes ? Prisma.sql`NULL::"TaskStatus"` : Prisma.sql`status`}, progress, message,
              COALESCE(${event.actor ?? null}, "fromWorkerId", "workerId", 'worker'), ${event.tokenName ?? null}, ${event.reason ?? null}, attempt, ${event.at}
       FROM changed WHERE record
-      RETURNING id, xact
+      RETURNING *
     )
-    SELECT changed.*, (SELECT id FROM event) AS "eventId", (SELECT xact FROM event) AS "eventXact" FROM changed`;
+    SELECT changed.*, ${eventFields} FROM changed LEFT JOIN event ON event."taskId" = changed.id`;
   const first = rows[0];
   if (!first) return null;
-  const { fromStatus, fromWorkerId, record: _record, eventId, eventXact, ...row } = first;
-  return {
-    row,
-    event:
-      eventId === null || eventXact === null
-        ? null
-        : {
-            id: eventId,
-            xact: eventXact,
-            taskId: row.id,
-            kind: row.kind,
-            type: event.type,
-            fromStatus,
-            toStatus: options.deletes ? null : row.status,
-            progress: row.progress,
-            message: row.message,
-            actor: event.actor ?? fromWorkerId ?? row.workerId ?? 'worker',
-            tokenName: event.tokenName ?? null,
-            reason: event.reason ?? null,
-            attempt: row.attempt,
-            at: event.at,
-          },
-  };
+  // The entry as the database wrote it: its actor fallback (COALESCE above) is not written again here.
+  const pick = <T>(prefix: string, columns: readonly string[]) => Object.fromEntries(columns.map((column) => [column, first[prefix + column]])) as T;
+  return { row: pick<Task>('', taskColumns), event: first['event.id'] == null ? null : pick<TaskEvent>('event.', eventColumns) };
 }

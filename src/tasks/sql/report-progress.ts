@@ -85,10 +85,10 @@ export async function reportProgress(
       INSERT INTO "TaskEvent" ("taskId", kind, type, "fromStatus", "toStatus", progress, message, actor, "tokenName", reason, attempt, at)
       SELECT id, kind, 'PROGRESS', "_fromStatus", status, progress, message, COALESCE("workerId", 'worker'), "_token", NULL, attempt, ${now}
       FROM changed WHERE "_record"
-      RETURNING id, xact, "taskId"
+      RETURNING id, xact, "taskId", actor
     )
     SELECT r.ord AS "_input", p.id IS NOT NULL AS "_found", p.status::text AS "_status", p."leaseToken" IS NOT DISTINCT FROM r.lease AS "_leaseHeld",
-           c.*, e.id AS "_eventId", e.xact AS "_eventXact"
+           c.*, e.id AS "_eventId", e.xact AS "_eventXact", e.actor AS "_eventActor"
     FROM input r
     LEFT JOIN picked p ON p.id = r.id
     LEFT JOIN changed c ON c."_ord" = r.ord
@@ -115,7 +115,8 @@ export async function reportProgress(
             toStatus: task.status,
             progress: task.progress,
             message: task.message,
-            actor: task.workerId ?? 'worker',
+            // As the database wrote it: the actor's fallback lives in the INSERT above only.
+            actor: row._eventActor as string,
             tokenName: (row._token as string | null) ?? null,
             reason: null,
             attempt: task.attempt,

@@ -106,8 +106,7 @@ export function checkInvariants(record: ChaosRecord): Violation[] {
 
   // Each stuck episode handled: one stuck entry, one alert in the outbox, delivered.
   const stuckEntries = new Map<string, number>();
-  for (const e of record.events)
-    if (e.reason && STUCK_REASONS.has(e.reason) && STUCK_HANDLING.has(e.type)) stuckEntries.set(e.taskId, (stuckEntries.get(e.taskId) ?? 0) + 1);
+  for (const e of record.events) if (stuckReasonOf(e.reason) && STUCK_HANDLING.has(e.type)) stuckEntries.set(e.taskId, (stuckEntries.get(e.taskId) ?? 0) + 1);
   const stuckAlerts = new Map<string, string[]>();
   for (const a of record.alerts) if (a.rule === 'task.stuck' && a.taskId) stuckAlerts.set(a.taskId, [...(stuckAlerts.get(a.taskId) ?? []), a.key]);
   for (const taskId of new Set([...stuckEntries.keys(), ...stuckAlerts.keys()])) {
@@ -129,24 +128,46 @@ export function checkInvariants(record: ChaosRecord): Violation[] {
       add('acknowledged-missing', `task ${ack.taskId}: ${ack.type} by ${ack.actor} was acknowledged and is not on record`);
   }
 
-  // Subscribers: every entry after the first they got, in order, once (and from the start if they asked for it).
+  // Subscribers. Promised: every history entry from the first it got (or from the very first, if it asked
+  // for the whole history) to the end, in the history's order, once, whether it stayed connected or resumed
+  // with afterEventId. Not promised: the live-only progress reports (`<entry>.<n>`, reports the sampled
+  // history did not keep) sent while it was away; resuming replays only the history. Each live-only report
+  // it did get must stand where its id says: after the entry it names (and every entry it got before it),
+  // before the next entry it gets, and once.
   const index = new Map(record.events.map((e, i) => [e.cursor, i]));
   for (const sub of record.subscribers) {
+    // Where the stream stands, in history positions: entry i is i, a live-only report after entry i is i + 0.5.
     let previous = -1;
+    let previousCursor = 'the start';
     const seen = new Set<number>();
+    const seenLive = new Set<string>();
+    // Where its promise starts: the first entry it got, or the entry after the one a live-only report named.
+    let start = sub.fromStart ? 0 : record.events.length;
     for (const cursor of sub.cursors) {
+      const live = liveOnly(cursor);
+      if (live) {
+        const base = live === ORIGIN ? -1 : index.get(live);
+        if (base === undefined) add('subscriber-order', `${sub.name} got ${cursor}, a live-only report after ${live}, which is not in the history`);
+        else if (seenLive.has(cursor)) add('subscriber-duplicate', `${sub.name} got ${cursor} twice`);
+        else {
+          if (base + 0.5 < previous) add('subscriber-order', `${sub.name} got ${cursor} after ${previousCursor}`);
+          seenLive.add(cursor);
+          start = Math.min(start, base + 1);
+          if (base + 0.5 > previous) [previous, previousCursor] = [base + 0.5, cursor];
+        }
+        continue;
+      }
       const i = index.get(cursor);
       if (i === undefined) add('subscriber-order', `${sub.name} got ${cursor}, which is not in the history`);
       else if (seen.has(i)) add('subscriber-duplicate', `${sub.name} got ${cursor} twice`);
       else {
-        if (i < previous) add('subscriber-order', `${sub.name} got ${cursor} after ${record.events[previous]!.cursor}`);
+        if (i < previous) add('subscriber-order', `${sub.name} got ${cursor} after ${previousCursor}`);
         seen.add(i);
-        previous = Math.max(previous, i);
+        start = Math.min(start, i);
+        if (i > previous) [previous, previousCursor] = [i, cursor];
       }
     }
-    // From the first entry it got (or the very first, if it asked for the whole history) to the end.
-    const from = sub.fromStart ? 0 : seen.size ? Math.min(...seen) : record.events.length;
-    const missed = record.events.slice(from).filter((_, k) => !seen.has(from + k));
+    const missed = record.events.slice(start).filter((_, k) => !seen.has(start + k));
     if (missed.length)
       add('subscriber-missed', `${sub.name} missed ${missed.length} entries, the first ${missed[0]!.cursor} (task ${missed[0]!.taskId}, ${missed[0]!.type})`);
   }
@@ -184,3 +205,18 @@ export function checkInvariants(record: ChaosRecord): Violation[] {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The feed's position before any entry: a live-only report before the first entry names it. */
+const ORIGIN = '0.0';
+
+/** The entry a live-only report's id names (`<xact>.<id>.<n>` → `<xact>.<id>`), or undefined for a history entry's id. */
+function liveOnly(cursor: string): string | undefined {
+  const parts = cursor.split('.');
+  return parts.length === 3 ? `${parts[0]}.${parts[1]}` : undefined;
+}
+
+/** The stuck reason a monitor entry records: a retry adds its backoff ("NO_HEARTBEAT; retry in 31.4s"). */
+function stuckReasonOf(reason: string | null): string | undefined {
+  const head = reason?.split(';', 1)[0];
+  return head && STUCK_REASONS.has(head) ? head : undefined;
+}

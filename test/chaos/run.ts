@@ -7,7 +7,7 @@
 // first. At the end the invariants (checker.ts) are checked over the database, the history, a webhook
 // receiver and the subscribers' logs. Exit 0 only if every one held.
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,6 +29,8 @@ const { values: args } = parseArgs({
     workers: { type: 'string' },
     /** Only the graceful-shutdown phase, with no load or faults before it (for looking into it). */
     'shutdown-only': { type: 'boolean', default: false },
+    /** Writes each profile's record (what the checker read) to this path, suffixed with the profile, to check it again offline. */
+    'save-record': { type: 'string' },
   },
 });
 const seed = args.seed ? Number(args.seed) : Math.floor(Math.random() * 2 ** 31);
@@ -382,6 +384,7 @@ async function runProfile(kind: 'postgres' | 'pglite', tasks: number, random: ()
     Object.assign(record, await readDatabase(db));
     await db.close();
 
+    if (args['save-record']) writeFileSync(`${args['save-record']}.${kind}.json`, JSON.stringify({ record, figures }));
     const violations = checkInvariants(record);
     const byStatus: Record<string, number> = {};
     for (const t of record.tasks) byStatus[t.status] = (byStatus[t.status] ?? 0) + 1;
@@ -489,11 +492,23 @@ async function gracefulShutdown(server: ServerProcess, record: ChaosRecord, gql:
   const id = (await gql(`mutation { createTask(input: { name: "after the shutdown", params: { seconds: 0.2, behaviour: "ok" } }) { id } }`)).createTask.id;
   record.created.push(id);
   let status = '';
+  const createdAt = Date.now();
   for (let i = 0; i < 60 && !['COMPLETED', 'FAILED', 'CANCELLED'].includes(status); i++) {
     await sleep(500);
     status = (await gql(`query($id: ID!) { task(id: $id) { status } }`, { id }).catch(() => ({ task: { status: '' } }))).task?.status ?? '';
   }
-  if (status !== 'COMPLETED') problems.push(`shutdown: a task created after it ended ${status || 'unfinished'} on the other instances`);
+  if (status !== 'COMPLETED') {
+    // What held it: the task as it stands, and what else is pending or running.
+    const seen = await gql(
+      `query($id: ID!) { task(id: $id) { status attempt runAt waitingFor workerId createdAt events(first: 20) { type actor reason at } }
+        pending: tasks(status: [PENDING], first: 5) { totalCount edges { node { name runAt waitingFor createdAt } } }
+        running: tasks(status: [RUNNING], first: 12) { totalCount edges { node { name workerId lastHeartbeatAt } } } }`,
+      { id },
+    ).catch((e: Error) => ({ error: e.message }));
+    problems.push(
+      `shutdown: a task created after it ended ${status || 'unfinished'} on the other instances after ${Date.now() - createdAt} ms: ${JSON.stringify(seen)}`,
+    );
+  }
   return { problems, figures: { subscriptions: 500, exitCode: code, exitMs, closeCodes, mutations: outcomes, afterwards: status } };
 }
 

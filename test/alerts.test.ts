@@ -358,6 +358,47 @@ describeEachDatabase('alerts [%s]', (kind) => {
     });
   }
 
+  it('lists under alerts(status:) exactly the alerts that show that status, for every mix of deliveries', async () => {
+    const { database, server } = await setup({});
+    const mixes = {
+      none: [[], 'NO_WEBHOOK'],
+      pending: [['PENDING'], 'PENDING'],
+      delivered: [['DELIVERED'], 'DELIVERED'],
+      failed: [['FAILED'], 'FAILED'],
+      'pending+delivered': [['PENDING', 'DELIVERED'], 'PENDING'],
+      'failed+delivered': [['FAILED', 'DELIVERED'], 'FAILED'],
+      'failed+pending': [['FAILED', 'PENDING'], 'FAILED'],
+      'delivered+delivered': [['DELIVERED', 'DELIVERED'], 'DELIVERED'],
+      'pending+delivered+failed': [['PENDING', 'DELIVERED', 'FAILED'], 'FAILED'],
+    } as const;
+    // Not due for a day: the delivery loop leaves them as they are.
+    const nextAttemptAt = new Date(Date.now() + 24 * HOUR);
+    for (const [key, [deliveries]] of Object.entries(mixes)) {
+      await database.db.prisma.alert.create({
+        data: {
+          key,
+          rule: 'task.failed',
+          payload: {},
+          createdAt: new Date(),
+          deliveries: { create: deliveries.map((status, n) => ({ destination: `hook-${n}`, status, nextAttemptAt })) },
+        },
+      });
+    }
+    const shown = (await server.ok('{ alerts { key status } }')).alerts as { key: string; status: string }[];
+    expect(Object.fromEntries(shown.map((a) => [a.key, a.status]))).toEqual(
+      Object.fromEntries(Object.entries(mixes).map(([key, [, status]]) => [key, status])),
+    );
+    for (const status of ['PENDING', 'DELIVERED', 'FAILED', 'NO_WEBHOOK']) {
+      const listed = (await server.ok(`{ alerts(status: ${status}) { key } }`)).alerts as { key: string }[];
+      expect(listed.map((a) => a.key).sort()).toEqual(
+        Object.entries(mixes)
+          .filter(([, [, s]]) => s === status)
+          .map(([key]) => key)
+          .sort(),
+      );
+    }
+  });
+
   it('keeps an alert that failed for good visible, and sends it again on retryAlert', async () => {
     let up = false;
     const receiver = await startReceiver(() => (up ? 200 : 503));

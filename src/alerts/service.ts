@@ -9,9 +9,8 @@ import type { RecordedChange } from '../tasks/sql/record-change.js';
 import { createAlertDelivery, post, type DeliveryOutcome } from './delivery.js';
 import { recordAlerts, type RecordedAlert } from './outbox.js';
 import { burstAlert, failedAlert, monitorFailingAlert, pendingAlert, type AlertDraft } from './rules.js';
+import { alertStatusWhere, type AlertStatus } from './status.js';
 import { accepts, webhooksFrom } from './webhooks.js';
-
-export type AlertStatus = 'PENDING' | 'DELIVERED' | 'FAILED' | 'NO_WEBHOOK';
 
 export type AlertService = ReturnType<typeof createAlertService>;
 
@@ -108,16 +107,7 @@ export function createAlertService({
     },
 
     async list(filter: { status?: AlertStatus | null; first?: number }) {
-      const where =
-        filter.status === 'FAILED'
-          ? { deliveries: { some: { status: 'FAILED' as const } } }
-          : filter.status === 'PENDING'
-            ? { deliveries: { some: { status: 'PENDING' as const }, none: { status: 'FAILED' as const } } }
-            : filter.status === 'DELIVERED'
-              ? { deliveries: { some: {}, every: { status: 'DELIVERED' as const } } }
-              : filter.status === 'NO_WEBHOOK'
-                ? { deliveries: { none: {} } }
-                : {};
+      const where = filter.status ? alertStatusWhere(filter.status) : {};
       return prisma.alert.findMany({ where, include: { deliveries: true }, orderBy: { id: 'desc' }, take: filter.first ?? 50 });
     },
 
@@ -138,12 +128,4 @@ export function createAlertService({
     start: () => delivery.start(),
     stop: () => delivery.stop(),
   };
-}
-
-/** An alert's overall state, from its deliveries. */
-export function alertStatus(deliveries: { status: 'PENDING' | 'DELIVERED' | 'FAILED' }[]): AlertStatus {
-  if (deliveries.length === 0) return 'NO_WEBHOOK';
-  if (deliveries.some((d) => d.status === 'FAILED')) return 'FAILED';
-  if (deliveries.some((d) => d.status === 'PENDING')) return 'PENDING';
-  return 'DELIVERED';
 }

@@ -1,4 +1,4 @@
-import { alertStatus, type AlertStatus } from '../alerts/service.js';
+import { alertStatus, type AlertStatus } from '../alerts/status.js';
 import type { AlertPayload } from '../alerts/rules.js';
 import { badInput } from '../errors.js';
 import type { Alert, AlertDelivery } from '../generated/prisma/client.js';

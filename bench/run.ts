@@ -38,7 +38,7 @@ const { values: args } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     /** Quick look at some shapes only (comma-separated: http, loop, bullmq, batch, fanout, profile, sweep); writes nothing. */
     only: { type: 'string' },
-    /** Which shape the profiled server runs: loop (default) or batch. */
+    /** Which shape the profiled server runs: loop (default), batch, or fanout (to the largest --fanout count). */
     'profile-shape': { type: 'string', default: 'loop' },
   },
 });
@@ -399,9 +399,18 @@ const perSubscriber = (before: MemoryFigures, after: MemoryFigures, n: number) =
 async function profileShape(env: Record<string, string>) {
   const dir = mkdtempSync(join(os.tmpdir(), 'twbench-prof-'));
   const server = await startChild('taskwarden', { env, execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
-  const result = await (args['profile-shape'] === 'batch' ? batchShape(server) : loopShape(server)).finally(() => server.stop());
+  const shape = args['profile-shape'];
+  const result = await (
+    shape === 'batch'
+      ? batchShape(server)
+      : shape === 'fanout'
+        ? fanOutShape(server, Math.max(...FANOUT)).then((f) => ({ rate: f.delivered / CHANGES, p99: f.p99 }))
+        : loopShape(server)
+  ).finally(() => server.stop());
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   const top = file ? selfTimeByModule(join(dir, file)) : [];
+  // Kept for a closer look (BENCH_KEEP_PROFILE=path): the summary by module hides which functions.
+  if (file && process.env.BENCH_KEEP_PROFILE) writeFileSync(process.env.BENCH_KEEP_PROFILE, readFileSync(join(dir, file)));
   rmSync(dir, { recursive: true, force: true });
   return { top, rate: result.rate };
 }

@@ -22,6 +22,7 @@ import { useFieldRepeatLimit } from './field-repeats.js';
 import { GRAPHQL_PATH, isRestPath, METRICS_PATH } from './paths.js';
 import { useRequestId } from './request-id.js';
 import { useRequestLimits } from './request-limits.js';
+import { useSharedSubscriptionResults } from './shared-results.js';
 
 /** How often one field may repeat within a selection set (repeats merge, so more is never needed). */
 const MAX_FIELD_REPEATS = 3;
@@ -51,6 +52,7 @@ export function apiPlugins({ services, log, metrics, limits, guard, auth, metric
     ...armor(limits),
     ...(introspection ? [] : [useDisableIntrospection(), blockFieldSuggestionsPlugin() as Plugin]),
     useInputErrorCodes(),
+    useSharedSubscriptionResults(),
     useReadinessCheck({ endpoint: '/ready', check: async () => (ready ? ready() : true) }),
     // Last, so REST calls pass every rule above first.
     useRestApi({ services, log, onCall: metrics.observers.restCall }),

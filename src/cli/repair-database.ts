@@ -2,10 +2,11 @@ import pino from 'pino';
 import { createAlertService } from '../alerts/service.js';
 import { systemClock } from '../clock.js';
 import { createEventBus } from '../events.js';
-import { actors, runSeconds } from '../tasks/model.js';
+import { actors } from '../tasks/model.js';
 import { createTaskService } from '../tasks/service.js';
 import { createCommit } from '../tasks/unit-of-work.js';
 import { oneTimeout } from '../tasks/stuck.js';
+import { taskView } from '../tasks/view.js';
 import { openServerDatabase } from './direct-database.js';
 import { stuckItem, type Repairer } from './repair.js';
 
@@ -26,17 +27,16 @@ export async function databaseRepairer(databaseUrl?: string): Promise<Repairer> 
     target: db.location,
     async findStuck(timeoutMinutes) {
       const now = systemClock.now();
-      return (await tasks.stuck(oneTimeout(timeoutMinutes * 60_000))).map(({ task, verdict }) =>
-        stuckItem({
+      return (await tasks.stuck(oneTimeout(timeoutMinutes * 60_000))).map(({ task, verdict }) => {
+        const view = taskView(task, verdict, now);
+        return stuckItem({
           ...task,
+          ...view,
           startedAt: task.startedAt?.toISOString() ?? null,
           lastHeartbeatAt: task.lastHeartbeatAt?.toISOString() ?? null,
-          durationSeconds: runSeconds(task, now),
-          stuckReason: verdict.reason,
-          stuckSince: verdict.since.toISOString(),
-          stuckForSeconds: verdict.stuckForMs / 1000,
-        }),
-      );
+          stuckSince: view.stuckSince?.toISOString() ?? null,
+        });
+      });
     },
     stop: async (id, reason) => (await tasks.stop(id, { reason, actor: actors.cli })).status,
     delete: (id) => tasks.delete(id, { actor: actors.cli }),

@@ -1,6 +1,7 @@
 import { heartbeatIntervalMs, type StuckVerdict } from '../tasks/stuck.js';
-import { runSeconds, type Task } from '../tasks/model.js';
+import type { Task } from '../tasks/model.js';
 import * as valid from '../tasks/validate.js';
+import { taskView } from '../tasks/view.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
 import { idArg } from './args.js';
@@ -11,6 +12,9 @@ export function verdictOf(task: Task, ctx: Context): StuckVerdict | null {
   if (ctx.verdicts.has(task)) return ctx.verdicts.get(task)!;
   return ctx.services.monitor.verdict(task);
 }
+
+/** The task's run time and stuck fields, under the verdict this request sees. */
+const viewOf = (task: Task, ctx: Context) => taskView(task, verdictOf(task, ctx), ctx.services.clock.now());
 
 /** Task.events, its history, is added in task-event.ts (where TaskEvent lives), so this file does not import that one. */
 export const TaskRef = builder.prismaObject('Task', {
@@ -45,26 +49,23 @@ export const TaskRef = builder.prismaObject('Task', {
     durationSeconds: t.float({
       nullable: true,
       description: 'Run time of the current (or last) attempt: start to finish, or start to now while running.',
-      resolve: (task, _args, ctx) => runSeconds(task, ctx.services.clock.now()),
+      resolve: (task, _args, ctx) => viewOf(task, ctx).durationSeconds,
     }),
     isStuck: t.boolean({
       description: "Whether it is running but stuck, under its own clocks or the monitor's (or the timeout of the query that listed it).",
-      resolve: (task, _args, ctx) => verdictOf(task, ctx) !== null,
+      resolve: (task, _args, ctx) => viewOf(task, ctx).isStuck,
     }),
-    stuckReason: t.field({ type: StuckReasonEnum, nullable: true, resolve: (task, _args, ctx) => verdictOf(task, ctx)?.reason }),
+    stuckReason: t.field({ type: StuckReasonEnum, nullable: true, resolve: (task, _args, ctx) => viewOf(task, ctx).stuckReason }),
     stuckSince: t.field({
       type: 'DateTime',
       nullable: true,
       description: 'The last heartbeat (NO_HEARTBEAT), the last progress change (NO_PROGRESS) or the start (OVERTIME).',
-      resolve: (task, _args, ctx) => verdictOf(task, ctx)?.since,
+      resolve: (task, _args, ctx) => viewOf(task, ctx).stuckSince,
     }),
     stuckForSeconds: t.float({
       nullable: true,
       description: 'Seconds since stuckSince.',
-      resolve: (task, _args, ctx) => {
-        const verdict = verdictOf(task, ctx);
-        return verdict ? verdict.stuckForMs / 1000 : null;
-      },
+      resolve: (task, _args, ctx) => viewOf(task, ctx).stuckForSeconds,
     }),
   }),
 });

@@ -4,9 +4,10 @@ import type { MonitorStatus } from '../monitor/monitor.js';
 import { fixedTasks, type SweepReport } from '../monitor/sweep.js';
 import type { MonitorSweep } from '../generated/prisma/client.js';
 import type { Services } from '../services.js';
-import { runSeconds, TaskStatus, type Task } from '../tasks/model.js';
+import { TaskStatus, type Task } from '../tasks/model.js';
 import type { KindStats, StatusCounts, TaskStats } from '../tasks/stats.js';
-import { stuckReasons, type StuckVerdict } from '../tasks/stuck.js';
+import { stuckReasons, type StuckReason, type StuckVerdict } from '../tasks/stuck.js';
+import { taskView } from '../tasks/view.js';
 
 /**
  * The JSON the REST API speaks, as the seed's Python platform wrote it:
@@ -61,6 +62,7 @@ export const TaskDetail = TaskSummary.extend({
  * request reached (a stuck query's own timeout); without one, the monitor's.
  */
 export function taskSummary(task: Task, verdict: StuckVerdict | null, now: Date): z.infer<typeof TaskSummary> {
+  const view = taskView(task, verdict, now);
   return {
     id: task.id,
     name: task.name,
@@ -78,11 +80,11 @@ export function taskSummary(task: Task, verdict: StuckVerdict | null, now: Date)
     last_heartbeat_at: iso(task.lastHeartbeatAt),
     last_progress_at: iso(task.lastProgressAt),
     completed_at: iso(task.completedAt),
-    duration_seconds: runSeconds(task, now),
-    is_stuck: verdict !== null,
-    stuck_reason: verdict ? (verdict.reason.toLowerCase() as Lowercase<StuckVerdict['reason']>) : null,
-    stuck_since: iso(verdict?.since),
-    stuck_for_seconds: verdict ? verdict.stuckForMs / 1000 : null,
+    duration_seconds: view.durationSeconds,
+    is_stuck: view.isStuck,
+    stuck_reason: view.stuckReason ? (view.stuckReason.toLowerCase() as Lowercase<StuckReason>) : null,
+    stuck_since: iso(view.stuckSince),
+    stuck_for_seconds: view.stuckForSeconds,
   };
 }
 

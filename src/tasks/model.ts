@@ -11,10 +11,6 @@ export const terminalStatuses: readonly TaskStatus[] = [TaskStatus.COMPLETED, Ta
 
 export const isTerminal = (status: TaskStatus) => terminalStatuses.includes(status);
 
-/** Run time of the current (or last) attempt in seconds: start to finish, or start to now while running. */
-export const runSeconds = (task: Pick<Task, 'startedAt' | 'completedAt'>, now: Date): number | null =>
-  task.startedAt ? ((task.completedAt ?? now).getTime() - task.startedAt.getTime()) / 1000 : null;
-
 /** Who made a change, as recorded in the task's history. */
 export const actors = {
   api: 'api',

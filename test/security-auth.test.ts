@@ -3,6 +3,9 @@ import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { createTokenService } from '../src/auth/tokens.js';
+import { systemClock } from '../src/clock.js';
+import { createEventBus } from '../src/events.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 /** Authentication, open mode and live-connection slots (issue 10, items 1-3, 8, 9, 10a). */
@@ -262,6 +265,35 @@ describe.each(databaseKinds)('open mode is decided once, at start, and never reo
     },
     SLOW,
   );
+});
+
+describe.each(databaseKinds)('the open-mode token check under load [%s]', (kind) => {
+  it('asks the database once for a crowd of tokenless requests, and never answers older than the request', async () => {
+    let counts = 0;
+    const database = await openTestDatabase(kind, { onQuery: (sql) => void (/count\(/i.test(sql) && /"ApiToken"/.test(sql) && counts++) });
+    const bus = createEventBus();
+    const tokens = createTokenService({ prisma: database.db.prisma, clock: systemClock, bus });
+    try {
+      // 100 requests at once: the first starts a count, the 99 others share the one after it (never the
+      // running one, which may have begun before they came).
+      expect(await Promise.all(Array.from({ length: 100 }, () => tokens.everExisted()))).toEqual(Array(100).fill(false));
+      expect(counts).toBe(2);
+
+      // A token made elsewhere (another instance on this database) while a check is running: a request
+      // that comes after it is made is told so.
+      const running = tokens.everExisted();
+      await createTokenService({ prisma: database.db.prisma, clock: systemClock, bus: createEventBus() }).create({
+        name: 'elsewhere',
+        role: 'admin',
+        createdBy: 'test',
+      });
+      expect(await tokens.everExisted()).toBe(true);
+      expect(await running).toBe(false);
+    } finally {
+      await tokens.stop();
+      await database.close();
+    }
+  });
 });
 
 describe.each(databaseKinds)('the switch from open mode to tokens [%s]', (kind) => {

@@ -65,6 +65,33 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
     }
   })();
 
+  // Open mode asks the database on every tokenless request, and under load hundreds ask at once. They share
+  // one count: a caller who finds a count running waits for the next one, which starts after the running one
+  // ends, so no answer is older than the request that asked (a count begun before it could predate a token
+  // just made on another instance), and at most one count runs however many wait.
+  let counting: Promise<void> | undefined; // settles when the running count does, never rejects
+  let nextCount: Promise<boolean> | undefined;
+  function countNow(): Promise<boolean> {
+    const count = prisma.apiToken.count().then((n) => (existed ||= n > 0));
+    const running: Promise<void> = count.then(
+      () => {},
+      () => {}, // the callers of this count get its error; the next count is tried afresh
+    );
+    counting = running;
+    void running.then(() => {
+      if (counting === running) counting = undefined;
+    });
+    return count;
+  }
+  function everExistedNow(): Promise<boolean> {
+    if (!counting) return countNow();
+    nextCount ??= counting.then(() => {
+      nextCount = undefined;
+      return existed || countNow();
+    });
+    return nextCount;
+  }
+
   return {
     /** Stops following token changes (shutdown). */
     async stop() {
@@ -87,8 +114,7 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
      */
     async everExisted(): Promise<boolean> {
       if (env.length > 0 || existed) return true;
-      existed = (await prisma.apiToken.count()) > 0;
-      return existed;
+      return everExistedNow();
     },
 
     /** Creates a token; the secret is in the returned string only and cannot be read again. */

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { EventBus, Topics } from '../events.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { TaskEventType, type Task, type TaskChange, type TaskEvent } from './model.js';
-import type { EventPosition } from './position.js';
+import { isAfter, positionOf, type EventPosition } from './position.js';
 import { readEvents, settledEnd } from './sql/event-log.js';
 
 export interface EventFeedOptions {
@@ -56,16 +56,26 @@ export function createEventFeed({ prisma, bus, log, pollMs = 1000 }: EventFeedOp
 
   const stopListening = bus.listen('task:updated', (change) => {
     if (position === undefined) return;
+    // Heard after the feed read it (another instance's publish, late through Redis): nothing waits for it.
+    if (!isAfter(positionOf(change.event), position)) return;
     snapshots.set(change.event.id, change.task ?? null);
     if (snapshots.size > SNAPSHOTS_KEPT) snapshots.delete(snapshots.keys().next().value!);
     wake();
   });
   const stopHearingReports = bus.listen('task:progressed', (report) => {
     if (position === undefined) return;
+    // In sequence: no entry this feed heard of waits to be read before it, and no report before it
+    // waits either. It goes out now, after the last entry published, with no read of the history.
+    if (snapshots.size === 0 && transients.length === 0) return publishTransient(report);
+    // Otherwise it follows them: it goes out after the read that publishes them.
     if (transients.length >= SNAPSHOTS_KEPT) transients.shift();
     transients.push(report);
     wake();
   });
+
+  function publishTransient({ task, tokenName, at }: Topics['task:progressed']) {
+    bus.publish('task:settled', { event: transientEvent(task, tokenName, at, position!), task, transient: ++transientSeq });
+  }
 
   function wake() {
     if (position === undefined || stopped) return;
@@ -107,8 +117,7 @@ export function createEventFeed({ prisma, bus, log, pollMs = 1000 }: EventFeedOp
     }
     const heard = transients;
     transients = [];
-    for (const { task, tokenName, at } of heard)
-      bus.publish('task:settled', { event: transientEvent(task, tokenName, at, position), task, transient: ++transientSeq });
+    for (const report of heard) publishTransient(report);
     if (page.events.length === PAGE) again = true;
     retryMs = page.unsettled ? Math.min(retryMs ? retryMs * 2 : FIRST_RETRY_MS, pollMs) : 0;
     schedule(retryMs || pollMs);

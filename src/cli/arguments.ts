@@ -1,12 +1,10 @@
 import { InvalidArgumentError } from 'commander';
-import type { TaskStatus } from '../client/index.js';
+import { taskStatuses, type TaskStatus } from '../client/index.js';
 import { parseDuration } from '../duration.js';
-
-const statuses: readonly TaskStatus[] = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];
 
 /** `running` or `running,pending`, any case. */
 export function statusList(value: string): TaskStatus[] {
-  return value.split(',').map((part) => taskStatus(part.trim(), statuses));
+  return value.split(',').map((part) => taskStatus(part.trim(), taskStatuses));
 }
 
 /** One of `allowed`, any case: `failed` -> FAILED. */

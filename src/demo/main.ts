@@ -11,6 +11,7 @@ import pc from 'picocolors';
 import pino from 'pino';
 import WebSocket from 'ws';
 import { createTaskwardenClient } from '../client/client.js';
+import { isTerminal } from '../client/index.js';
 import { loadConfig } from '../config.js';
 import { startTaskwarden, type Taskwarden } from '../server/taskwarden.js';
 import { expectations, makeBatch, makeChain, makeUrgent, type DemoTask, type Scenario } from './scenarios.js';
@@ -213,7 +214,7 @@ async function main(): Promise<number> {
     : undefined;
 
   const deadline = Date.now() + opts.timeout * 1000;
-  const settled = () => [...tasks.values()].every((t) => ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status)) && zombieRefused;
+  const settled = () => [...tasks.values()].every((t) => isTerminal(t.status)) && zombieRefused;
   while (!settled() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
 
   stopping = true;

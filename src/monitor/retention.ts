@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
+import { terminalStatuses } from '../tasks/lifecycle.js';
 import type { Db } from '../tasks/model.js';
 import { foldCounts } from '../tasks/sql/counts.js';
 
@@ -29,7 +30,6 @@ export interface PruneReport extends PruneCounts {
 
 /** Rows per statement: small enough that no batch holds its locks for long, or blocks a transition noticeably. */
 export const PRUNE_BATCH = 500;
-const terminal = ['COMPLETED', 'FAILED', 'CANCELLED'];
 
 /**
  * One batch of each kind of pruning, each its own short statement (and transaction): the monitor
@@ -42,12 +42,12 @@ const batches = {
     const [row] = await db.$queryRaw<PruneCounts[]>`
       WITH doomed AS MATERIALIZED (
         SELECT id FROM "Task"
-        WHERE status::text = ANY(${terminal}) AND "createdAt" < ${cutoff} AND "completedAt" < ${cutoff}
+        WHERE status::text = ANY(${[...terminalStatuses]}) AND "createdAt" < ${cutoff} AND "completedAt" < ${cutoff}
         LIMIT ${limit}
         FOR UPDATE SKIP LOCKED
       ),
       events AS (DELETE FROM "TaskEvent" WHERE "taskId" IN (SELECT id FROM doomed) RETURNING 1),
-      tasks AS (DELETE FROM "Task" WHERE id IN (SELECT id FROM doomed) AND status::text = ANY(${terminal}) RETURNING 1)
+      tasks AS (DELETE FROM "Task" WHERE id IN (SELECT id FROM doomed) AND status::text = ANY(${[...terminalStatuses]}) RETURNING 1)
       SELECT (SELECT count(*) FROM tasks)::int AS tasks, (SELECT count(*) FROM events)::int AS events`;
     return row!;
   },
@@ -80,7 +80,7 @@ async function countDue(db: Db, settings: RetentionSettings, now: Date): Promise
   const [row] = await db.$queryRaw<PruneCounts[]>`
     WITH doomed AS (
       SELECT id FROM "Task"
-      WHERE ${taskCutoff}::timestamptz IS NOT NULL AND status::text = ANY(${terminal})
+      WHERE ${taskCutoff}::timestamptz IS NOT NULL AND status::text = ANY(${[...terminalStatuses]})
         AND "createdAt" < ${taskCutoff}::timestamptz AND "completedAt" < ${taskCutoff}::timestamptz
     ),
     deleted AS (

@@ -1,7 +1,8 @@
 import type { EventBus, StuckAlert } from '../events.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { EventFeed } from './feed.js';
-import { isTerminal, type Task, type TaskChange, type TaskEvent } from './model.js';
+import { isTerminal } from './lifecycle.js';
+import type { Task, TaskChange, TaskEvent } from './model.js';
 import { isAfter, positionOf, type EventPosition } from './position.js';
 import { readEvents } from './sql/event-log.js';
 import type { TaskService } from './service.js';

@@ -1,5 +1,6 @@
 import type { Prisma, PrismaClient, Task, TaskEvent } from '../generated/prisma/client.js';
 import { TaskEventType, TaskStatus } from '../generated/prisma/enums.js';
+import type { taskStatuses } from './lifecycle.js';
 
 export { TaskEventType, TaskStatus };
 export type { Task, TaskEvent };
@@ -7,9 +8,9 @@ export type { Task, TaskEvent };
 /** A Prisma client or an open transaction on it: every database operation accepts either. */
 export type Db = PrismaClient | Prisma.TransactionClient;
 
-export const terminalStatuses: readonly TaskStatus[] = [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED];
-
-export const isTerminal = (status: TaskStatus) => terminalStatuses.includes(status);
+// lifecycle.ts spells the statuses out without importing Prisma (the SDK re-exports it): this stops compiling when the two differ.
+type Listed = (typeof taskStatuses)[number];
+const _sameStatuses: [TaskStatus, Listed] extends [Listed, TaskStatus] ? true : never = true;
 
 /** Who made a change, as recorded in the task's history. */
 export const actors = {

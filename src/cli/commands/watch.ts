@@ -1,6 +1,12 @@
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { Command } from 'commander';
-import type { StuckTaskDetectedSubscription, TaskwardenClient, TaskFieldsFragment, TaskStatus, TaskUpdatedSubscription } from '../../client/index.js';
+import {
+  isTerminal,
+  type StuckTaskDetectedSubscription,
+  type TaskwardenClient,
+  type TaskFieldsFragment,
+  type TaskUpdatedSubscription,
+} from '../../client/index.js';
 import { CliError } from '../errors.js';
 import { clockTime, duration, examples, label, printable, status, statusColor, withClient, type Output } from '../output.js';
 
@@ -15,8 +21,6 @@ interface WatchView {
   alert(alert: StuckAlert): void;
   stop(): void;
 }
-
-const terminal = (value: TaskStatus | null | undefined) => value === 'COMPLETED' || value === 'FAILED' || value === 'CANCELLED';
 
 export const watchCommand = () =>
   new Command('watch')
@@ -42,7 +46,7 @@ export const watchCommand = () =>
             snapshot = await runningTasks(client);
           }
           view.snapshot(snapshot);
-          if (options.taskId && terminal(snapshot[0]!.status)) return;
+          if (options.taskId && isTerminal(snapshot[0]!.status)) return;
 
           let finish!: () => void;
           let fail!: (error: unknown) => void;
@@ -59,7 +63,7 @@ export const watchCommand = () =>
             {
               next: (event) => {
                 view.event(event);
-                if (options.taskId && (terminal(event.toStatus) || event.type === 'DELETED')) finish();
+                if (options.taskId && (isTerminal(event.toStatus) || event.type === 'DELETED')) finish();
               },
               error: fail,
             },

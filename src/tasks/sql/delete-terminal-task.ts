@@ -1,5 +1,5 @@
 import { Prisma } from '../../generated/prisma/client.js';
-import { terminalStatuses } from '../model.js';
+import { terminalStatuses } from '../lifecycle.js';
 import type { Change } from './change.js';
 import { pickById } from './pick-by-id.js';
 

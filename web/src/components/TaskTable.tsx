@@ -1,12 +1,11 @@
 import { useEffect, useState } from 'preact/hooks';
-import type { TaskStatus } from 'taskwarden/client';
+import { isTerminal, taskStatuses } from 'taskwarden/client';
 import { PAGE_SIZE, type Board, type BoardState, type BoardTask, type StuckAlert } from '../board.js';
 import { taskHref } from '../hooks.js';
 import * as format from '../format.js';
-import { isTerminal, ProgressBar, StatusBadge, StuckMarker } from './bits.js';
+import { ProgressBar, StatusBadge, StuckMarker } from './bits.js';
 import type { Action } from './dialogs.js';
 
-const STATUSES: TaskStatus[] = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];
 const SEARCH_DEBOUNCE_MS = 250;
 
 interface Props {
@@ -55,7 +54,7 @@ export function TaskTable({ state, board, now, act }: Props) {
           data-testid="search"
         />
         <div class="chips" role="group" aria-label="Status">
-          {STATUSES.map((status) => {
+          {taskStatuses.map((status) => {
             const on = filter.status.includes(status);
             return (
               <button

@@ -2,9 +2,6 @@ import type { TaskStatus } from 'taskwarden/client';
 import type { BoardTask } from '../board.js';
 import * as format from '../format.js';
 
-export const TERMINAL: readonly TaskStatus[] = ['COMPLETED', 'FAILED', 'CANCELLED'];
-export const isTerminal = (status: TaskStatus) => TERMINAL.includes(status);
-
 export function StatusBadge({ status }: { status: TaskStatus }) {
   return (
     <span class={`badge status-${status.toLowerCase()}`} data-testid="status">

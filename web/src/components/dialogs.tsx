@@ -1,9 +1,9 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { CleanupStuckMutation, StuckAction } from 'taskwarden/client';
+import { isTerminal, type CleanupStuckMutation, type StuckAction } from 'taskwarden/client';
 import { messageOf, type Board, type BoardTask } from '../board.js';
 import * as format from '../format.js';
-import { isTerminal, StatusBadge } from './bits.js';
+import { StatusBadge } from './bits.js';
 
 /** What the user asked to do, waiting for confirmation. */
 export type Action = { kind: 'stop' | 'force'; task: BoardTask } | { kind: 'delete'; tasks: BoardTask[] } | { kind: 'cleanup' };

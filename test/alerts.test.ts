@@ -49,7 +49,7 @@ describeEachDatabase('alerts [%s]', (kind) => {
       rule: 'task.stuck',
       severity: 'critical',
       source: 'taskwarden',
-      summary: expect.stringContaining('"SMA cross AAPL" is stuck (no heartbeat for 2 hours'),
+      summary: expect.stringMatching(/^Task "SMA cross AAPL" is stuck \(no heartbeat for 2 hours.*\): cancelled by monitor\.$/),
       task: { id, name: 'SMA cross AAPL', kind: 'backtest', status: 'CANCELLED', workerId: 'w-1', attempt: 1 },
       details: { reason: 'NO_HEARTBEAT', actionTaken: 'cancel', actor: 'monitor', stuckForSeconds: 7200 },
     });

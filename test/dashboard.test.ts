@@ -226,9 +226,11 @@ describe.skipIf('missing' in CHROMIUM)('the dashboard, in Chromium', () => {
     const toast = page.getByTestId('toast').filter({ hasText: 'Bollinger breakout NVDA 2020-2024' });
     await toast.waitFor();
     expect(await toast.textContent()).toContain('NO_HEARTBEAT');
+    // The same words as the webhook's summary: the monitor's action, as done.
+    expect(await toast.textContent()).toContain('left running by monitor');
     const alert = page.locator(`[data-testid=alert-item][data-task-id="${id}"]`);
     await alert.waitFor();
-    expect(await alert.textContent()).toContain('NO_HEARTBEAT');
+    expect(await alert.textContent()).toMatch(/NO_HEARTBEAT for .*; left running by monitor/);
     expect(await alert.getByRole('link').getAttribute('href')).toBe(`#/tasks/${id}`);
     const marker = row(id).getByTestId('stuck-marker');
     await marker.waitFor();

@@ -1,5 +1,6 @@
 import ms from 'ms';
 import type { Task, TaskEvent } from '../tasks/model.js';
+import { stuckActionOutcome } from '../tasks/lifecycle.js';
 import { describeStuck, type StuckAction, type StuckVerdict } from '../tasks/stuck.js';
 import type { AlertRule } from './settings.js';
 
@@ -50,13 +51,11 @@ const draft = (
   payload: { id: key, rule, occurredAt: at.toISOString(), task: task ? taskSummary(task) : null, source: 'taskwarden', ...fields },
 });
 
-const actionWords: Record<StuckAction, string> = { cancel: 'cancelled', fail: 'failed', retry: 'requeued', none: 'left running' };
-
 /** One per stuck episode of a task (the episode names attempt, reason and last sign of life). */
 export function stuckAlert(task: Task, verdict: StuckVerdict, actionTaken: StuckAction, actor: string, at: Date): AlertDraft {
   return draft(`task.stuck:${task.id}:${verdict.episode}`, 'task.stuck', at, task, {
     severity: actionTaken === 'none' ? 'warning' : 'critical',
-    summary: `Task "${task.name}" is stuck (${describeStuck(verdict, task.timeoutMinutes)} at ${task.progress}%${task.message ? `, "${task.message}"` : ''}): ${actionWords[actionTaken]} by ${actor}.`,
+    summary: `Task "${task.name}" is stuck (${describeStuck(verdict, task.timeoutMinutes)} at ${task.progress}%${task.message ? `, "${task.message}"` : ''}): ${stuckActionOutcome(actionTaken)} by ${actor}.`,
     details: { reason: verdict.reason, stuckSince: verdict.since.toISOString(), stuckForSeconds: verdict.stuckForMs / 1000, actionTaken, actor },
   });
 }

@@ -1,4 +1,4 @@
-// The lifecycle's plain facts, with no import at all: the SDK's public entry (src/client/index.ts)
+// The lifecycle's plain facts and words, with no import at all: the SDK's public entry (src/client/index.ts)
 // re-exports them, so the CLI and the dashboard read the same values as the domain.
 
 /** Every status, in lifecycle order: PENDING -> RUNNING -> COMPLETED | FAILED | CANCELLED. */
@@ -8,3 +8,12 @@ export const taskStatuses = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCE
 export const terminalStatuses: readonly (typeof taskStatuses)[number][] = ['COMPLETED', 'FAILED', 'CANCELLED'];
 
 export const isTerminal = (status: string | null | undefined): boolean => terminalStatuses.some((terminal) => terminal === status);
+
+const stuckOutcomes = { cancel: 'cancelled', fail: 'failed', retry: 'requeued', none: 'left running' } as const;
+
+/**
+ * What was done with a stuck task, in words ("requeued", "left running"). The
+ * action as the domain spells it (`retry`) or as the API does (`RETRY`).
+ */
+export const stuckActionOutcome = (action: keyof typeof stuckOutcomes | Uppercase<keyof typeof stuckOutcomes>): string =>
+  stuckOutcomes[action.toLowerCase() as keyof typeof stuckOutcomes];

@@ -1,4 +1,11 @@
-import { createTaskwardenClient, TaskwardenClientError, type KindQueueFieldsFragment, type TaskStatus, type TaskwardenClient } from 'taskwarden/client';
+import {
+  createTaskwardenClient,
+  stuckActionOutcome,
+  TaskwardenClientError,
+  type KindQueueFieldsFragment,
+  type TaskStatus,
+  type TaskwardenClient,
+} from 'taskwarden/client';
 import type {
   BoardAlertsSubscription,
   BoardOverviewQuery,
@@ -254,7 +261,7 @@ export function createBoard(client: TaskwardenClient) {
     const task = stamp(alert.task);
     const entry: StuckAlert = { ...alert, task, key: ++alertSeq };
     set({ alerts: [entry, ...state.alerts].slice(0, MAX_ALERTS) });
-    const outcome = format.stuckOutcome[alert.actionTaken];
+    const outcome = stuckActionOutcome(alert.actionTaken);
     toast('alert', `Stuck: ${task.name}, ${alert.reason} for ${format.duration(alert.stuckForSeconds)}; ${outcome} by ${alert.actor}`, task.id);
     scheduleRefresh();
   }

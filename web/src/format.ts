@@ -28,6 +28,3 @@ export function time(iso: string | null | undefined, options: { seconds?: boolea
 export const grown = (seconds: number, seenAt: number, now: number) => seconds + Math.max(0, now - seenAt) / 1000;
 
 export const json = (value: unknown) => JSON.stringify(value, null, 2);
-
-/** What the monitor (or a cleanup) did with a stuck task, in words. */
-export const stuckOutcome = { CANCEL: 'cancelled', FAIL: 'failed', RETRY: 'requeued', NONE: 'left running' } as const;

@@ -1,3 +1,4 @@
+import { stuckActionOutcome } from 'taskwarden/client';
 import type { Board, StuckAlert, Toast } from '../board.js';
 import { taskHref } from '../hooks.js';
 import * as format from '../format.js';
@@ -21,8 +22,7 @@ export function AlertList({ alerts, board }: { alerts: StuckAlert[]; board: Boar
             <li key={alert.key} data-testid="alert-item" data-task-id={alert.task.id}>
               <a href={taskHref(alert.task.id)}>{alert.task.name}</a>
               <span class="alert-why">
-                <span class="stuck">{alert.reason}</span> for {format.duration(alert.stuckForSeconds)}; {format.stuckOutcome[alert.actionTaken]} by{' '}
-                {alert.actor}
+                <span class="stuck">{alert.reason}</span> for {format.duration(alert.stuckForSeconds)}; {stuckActionOutcome(alert.actionTaken)} by {alert.actor}
               </span>
               <time dateTime={alert.detectedAt}>{format.time(alert.detectedAt)}</time>
             </li>

@@ -411,6 +411,11 @@ describeEachDatabase('alerts [%s]', (kind) => {
     const [failed] = (await server.ok('{ alerts(status: FAILED) { id deliveries { status attempts lastError } } }')).alerts;
     expect(failed.deliveries).toEqual([{ status: 'FAILED', attempts: 2, lastError: 'HTTP 503' }]);
     up = true;
+    // An id is a bigint: the largest is merely not there, one past it is no id at all.
+    const codeOf = async (id: string) => (await server.gql(`mutation { retryAlert(id: "${id}") { id } }`)).errors?.[0]?.extensions?.code;
+    expect(await codeOf('9223372036854775807')).toBe('NOT_FOUND');
+    expect(await codeOf('9223372036854775808')).toBe('BAD_USER_INPUT');
+    expect(await codeOf('12a')).toBe('BAD_USER_INPUT');
     await server.ok(`mutation { retryAlert(id: "${failed.id}") { status } }`);
     await until(() => receiver.accepted.length === 1);
     await until(async () => (await server.ok('{ alerts(status: DELIVERED) { id } }')).alerts.length === 1);

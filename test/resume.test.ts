@@ -218,6 +218,12 @@ describeEachDatabase('resuming taskUpdated [%s]', (kind) => {
     expect((await errorOf('12.x')).extensions.code).toBe('BAD_USER_INPUT');
     const query = await server.gql(`query { taskEvents(afterEventId: "17") { id } }`);
     expect(query.errors?.[0]?.extensions?.code).toBe('STALE_CURSOR');
+    // Digits past what a bigint holds are no cursor either (Postgres would fail the read).
+    for (const junk of ['9223372036854775808.1', '1.9223372036854775808', '1.2.9999999999999999999', '1.2.3.4']) {
+      expect((await errorOf(junk)).extensions.code).toBe('BAD_USER_INPUT');
+      expect((await server.gql(`query { taskEvents(afterEventId: "${junk}") { id } }`)).errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    }
+    expect((await server.gql(`query { taskEvents(afterEventId: "9223372036854775807.1") { id } }`)).errors).toBeUndefined();
   });
 });
 

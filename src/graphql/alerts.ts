@@ -1,5 +1,6 @@
 import { alertStatus, type AlertStatus } from '../alerts/status.js';
 import type { AlertPayload } from '../alerts/rules.js';
+import { bigintId } from '../bigint-id.js';
 import { badInput } from '../errors.js';
 import type { Alert, AlertDelivery } from '../generated/prisma/client.js';
 import { firstArg, idArg, pageSize } from './args.js';
@@ -64,9 +65,10 @@ builder.mutationField('retryAlert', (t) =>
     description: 'Sends an alert again to the webhooks that could not take it, with a fresh round of attempts.',
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, args, ctx) => {
-      const id = idArg(args.id);
-      if (!/^\d{1,18}$/.test(id)) throw badInput('id', `"${id.slice(0, 40)}" is not an alert id`);
-      return ctx.services.alerts.retry(BigInt(id));
+      const text = idArg(args.id);
+      const id = bigintId(text);
+      if (id === null) throw badInput('id', `"${text.slice(0, 40)}" is not an alert id`);
+      return ctx.services.alerts.retry(id);
     },
   }),
 );

@@ -1,3 +1,4 @@
+import { bigintId } from '../bigint-id.js';
 import { badInput, TaskwardenError } from '../errors.js';
 
 /**
@@ -20,15 +21,14 @@ export const isAfter = (a: EventPosition, b: EventPosition) => a.xact > b.xact |
 export const cursorOf = (position: EventPosition & { transient?: number }) =>
   position.transient === undefined ? `${position.xact}.${position.id}` : `${position.xact}.${position.id}.${position.transient}`;
 
-// A third part names a progress report the history did not keep, live after that entry: it resumes from the entry.
-const CURSOR = /^(\d{1,19})\.(\d{1,19})(?:\.\d{1,19})?$/;
-
 export function parseCursor(text: string, field = 'afterEventId'): EventPosition {
-  const match = CURSOR.exec(text);
-  if (match) return { xact: BigInt(match[1]!), id: BigInt(match[2]!) };
+  // "xact.id"; a third part names a progress report the history did not keep, live after that entry: it resumes from the entry.
+  const parts = text.split('.', 4);
+  const [xact, id, ...transient] = parts.map(bigintId);
+  if ((parts.length === 2 || parts.length === 3) && xact != null && id != null && transient.every((n) => n != null)) return { xact, id };
   // "After event 0" meant "from the beginning" in every version, so it still does.
   if (text === '0') return origin;
-  if (/^\d{1,19}$/.test(text)) {
+  if (bigintId(text) !== null) {
     // A plain event id, from a server before cursors followed the commit order: where it stood
     // in the order the client saw is unknown, so resuming from it could skip entries.
     throw new TaskwardenError(

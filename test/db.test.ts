@@ -97,6 +97,14 @@ describeEachDatabase('migrations [%s]', (kind) => {
     await close();
   });
 
+  it("leave room on the Task table's pages, so a progress report can update its row without touching the indexes (HOT)", async () => {
+    const { session, close } = await freshSession(kind);
+    await migrate(session);
+    const [row] = await session.query<{ reloptions: string[] | null }>(`SELECT reloptions FROM pg_class WHERE relname = 'Task'`);
+    expect(row?.reloptions).toContain('fillfactor=90');
+    await close();
+  });
+
   it('build exactly the database prisma/schema.prisma describes (no drift)', { timeout: 120_000 }, async () => {
     // Prisma's own drift check needs a schema engine feature that driver adapters lack, so compare catalogs:
     // the migrations applied to one empty database, and the schema's from-scratch SQL applied to another.

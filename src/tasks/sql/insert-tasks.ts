@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { TaskEventType, type Db, type Task, type TaskEvent } from '../model.js';
-import type { RecordedChange } from './record-change.js';
+import { TaskEventType, type Db, type Task } from '../model.js';
+import { eventFields, recordedChangeOf, type RecordedChange } from './record-change.js';
 
 export interface NewTask {
   id: string;
@@ -21,8 +21,6 @@ export interface NewTask {
   createdAt: Date;
 }
 
-type InsertedRow = Task & { eventId: bigint; eventXact: bigint };
-
 /**
  * Inserts tasks and their CREATED entries in one statement. A task whose
  * idempotencyKey is taken (by an existing task, or an earlier one of the same
@@ -38,7 +36,7 @@ export async function insertTasks(db: Db, tasks: readonly NewTask[], event: { ac
     runAt: task.runAt?.toISOString() ?? null,
     createdAt: task.createdAt.toISOString(),
   }));
-  const inserted = await db.$queryRaw<InsertedRow[]>`
+  const inserted = await db.$queryRaw<Record<string, unknown>[]>`
     WITH input AS (
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS x(
         id uuid, name text, kind text, params jsonb, "maxAttempts" int, "timeoutMinutes" float8, "heartbeatTimeoutSeconds" float8,
@@ -59,28 +57,10 @@ export async function insertTasks(db: Db, tasks: readonly NewTask[], event: { ac
       SELECT changed.id, changed.kind, ${TaskEventType.CREATED}::"TaskEventType", NULL, changed.status, changed.progress, changed.message,
              ${event.actor}, ${event.tokenName}, NULL, changed.attempt, changed."createdAt"
       FROM changed JOIN input USING (id) ORDER BY input.ord
-      RETURNING id, xact, "taskId"
+      RETURNING *
     )
-    SELECT changed.*, event.id AS "eventId", event.xact AS "eventXact" FROM changed JOIN event ON event."taskId" = changed.id`;
-  return inserted.map(({ eventId, eventXact, ...row }) => ({
-    row,
-    event: {
-      id: eventId,
-      xact: eventXact,
-      taskId: row.id,
-      kind: row.kind,
-      type: TaskEventType.CREATED,
-      fromStatus: null,
-      toStatus: row.status,
-      progress: row.progress,
-      message: row.message,
-      actor: event.actor,
-      tokenName: event.tokenName,
-      reason: null,
-      attempt: row.attempt,
-      at: row.createdAt,
-    } satisfies TaskEvent,
-  }));
+    SELECT changed.*, ${eventFields} FROM changed JOIN event ON event."taskId" = changed.id`;
+  return inserted.map(recordedChangeOf);
 }
 
 /** Links tasks to the tasks they wait for. */

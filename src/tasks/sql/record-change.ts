@@ -25,8 +25,19 @@ export interface RecordedChange {
 
 const taskColumns = Object.values(Prisma.TaskScalarFieldEnum);
 const eventColumns = Object.values(Prisma.TaskEventScalarFieldEnum);
-// The task and its history entry share column names (kind, progress, message, ...): the entry's come back as "event.<column>".
-const eventFields = Prisma.raw(eventColumns.map((column) => `event."${column}" AS "event.${column}"`).join(', '));
+
+/**
+ * The history entry a statement appended (its CTE "event", `RETURNING *`), selected beside the task's
+ * columns: the two share column names (kind, progress, message, ...), so the entry's come back as
+ * "event.<column>". `recordedChangeOf` reads such a row back.
+ */
+export const eventFields = Prisma.raw(eventColumns.map((column) => `event."${column}" AS "event.${column}"`).join(', '));
+
+/** The task and the entry as the database wrote them: nothing of the entry (its actor's fallback, its time) is worked out again here. */
+export function recordedChangeOf(row: Record<string, unknown>): RecordedChange {
+  const pick = <T>(prefix: string, columns: readonly string[]) => Object.fromEntries(columns.map((column) => [column, row[prefix + column]])) as T;
+  return { row: pick<Task>('', taskColumns), event: row['event.id'] == null ? null : pick<TaskEvent>('event.', eventColumns) };
+}
 
 /**
  * The one way Taskwarden writes a task: a single statement that makes the
@@ -51,9 +62,5 @@ export async function recordChange(db: Db, change: Change, event: EventSpec, opt
       RETURNING *
     )
     SELECT changed.*, ${eventFields} FROM changed LEFT JOIN event ON event."taskId" = changed.id`;
-  const first = rows[0];
-  if (!first) return null;
-  // The entry as the database wrote it: its actor fallback (COALESCE above) is not written again here.
-  const pick = <T>(prefix: string, columns: readonly string[]) => Object.fromEntries(columns.map((column) => [column, first[prefix + column]])) as T;
-  return { row: pick<Task>('', taskColumns), event: first['event.id'] == null ? null : pick<TaskEvent>('event.', eventColumns) };
+  return rows[0] ? recordedChangeOf(rows[0]) : null;
 }

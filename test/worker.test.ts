@@ -220,3 +220,62 @@ describe('a worker process on SIGTERM', () => {
     await database.close();
   });
 });
+
+// Found by the chaos suite (RELIABILITY.md): a worker's subscription may hear of its task late, after its
+// own claim (its connection moved to an instance whose feed is behind, or an older transaction held the
+// entry back). A CREATED, or the REQUEUED of the attempt before, is not a change to the worker's lease.
+describe.runIf(process.env.TEST_DATABASE_URL)('a worker that hears of its task after claiming it [postgres]', () => {
+  it('keeps the task: entries from before its attempt do not take it away', { timeout: 30_000 }, async () => {
+    const database = await openTestDatabase('postgres');
+    const server = await startTestServer(database, {}, { realTime: true });
+    const client = createTaskwardenClient({ url: server.url });
+    const lost: string[] = [];
+    const worker = createWorker({
+      url: server.url,
+      workerId: 'late-listener',
+      concurrency: 1,
+      pollInterval: 50,
+      maxPollInterval: 100,
+      handleSignals: false,
+      logger: pino({ level: 'silent' }),
+      handler: async (_task, ctx) => {
+        const until = Date.now() + 1500;
+        while (Date.now() < until && !ctx.signal.aborted) {
+          ctx.progress(((1500 - (until - Date.now())) / 1500) * 100);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        if (ctx.signal.aborted) throw ctx.signal.reason;
+        return { kept: true };
+      },
+    });
+    worker.on('task:lost', (_task, info) => void lost.push(info.reason));
+    try {
+      // Its subscription is live (it follows the history from here) before anything is written.
+      await expect.poll(() => server.taskwarden.services.bus.subscriberCount('task:settled'), { timeout: 10_000 }).toBe(1);
+      // An older transaction holds the history back: entries after it are not handed out until it ends.
+      const holder = await database.connect!();
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_current_xact_id()');
+      const created = await client.createTask({ name: 'heard of late' });
+      const deadline = Date.now() + 10_000;
+      const status = async () => (await database.db.prisma.task.findUniqueOrThrow({ where: { id: created.id } })).status;
+      while ((await status()) !== 'RUNNING') {
+        if (Date.now() > deadline) throw new Error('the worker did not claim the task');
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      // Claimed before its subscription heard of the task at all; now it hears CREATED, then its own STARTED.
+      await holder.query('COMMIT');
+      await holder.end();
+      while (!['COMPLETED', 'FAILED', 'CANCELLED'].includes(await status())) {
+        if (Date.now() > deadline + 10_000) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(lost).toEqual([]);
+      expect(await client.getTask(created.id)).toMatchObject({ status: 'COMPLETED', workerId: 'late-listener', result: { kept: true } });
+    } finally {
+      await worker.stop();
+      await server.stop();
+      await database.close();
+    }
+  });
+});

@@ -159,8 +159,10 @@ export function createWorker(options: WorkerOptions): Worker {
         next: (event) => {
           if (event.type === 'CREATED' || event.type === 'REQUEUED') wake?.();
           const mine = active.get(event.taskId);
-          // Any change by someone else, other than a progress report or a stuck notice, ends our lease.
-          if (mine && event.actor !== workerId && event.type !== 'PROGRESS' && event.type !== 'STUCK') {
+          // Any change by someone else during our attempt, other than a progress report or a stuck notice, ends
+          // our lease. An entry of an earlier attempt (its CREATED, the REQUEUED that freed it) may arrive after our
+          // claim, when this subscription's instance reads the history later than the one that answered the claim.
+          if (mine && event.attempt >= mine.task.attempt && event.actor !== workerId && event.type !== 'PROGRESS' && event.type !== 'STUCK') {
             mine.lose(`task was ${event.type.toLowerCase()} by ${event.actor}${event.reason ? ` (${event.reason})` : ''}`);
           }
         },

@@ -18,7 +18,8 @@ const worker = createWorker({
   maxPollInterval: 400,
   finishRetries: 20,
   handleSignals: false,
-  logger: pino({ level: 'silent' }),
+  // CHAOS_WORKER_LOG=info (or debug) prints what each worker did, to look into a run.
+  logger: pino({ level: process.env.CHAOS_WORKER_LOG ?? 'silent', base: { workerId } }, pino.destination(2)),
   handler: async (task, ctx) => {
     const { seconds, behaviour } = task.params as { seconds: number; behaviour: string };
     const aborted = new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));

@@ -79,6 +79,9 @@ async function runProfile(kind: 'postgres' | 'pglite', tasks: number, random: ()
     const env: Record<string, string> = {
       ...CLOCKS,
       MONITOR_ACTION: 'retry',
+      // Retries wait seconds, not the default 30 s doubling: the backoff is still applied and recorded
+      // ("NO_HEARTBEAT; retry in 1.1s"), but a task frozen three times no longer idles 90 s of a bounded run.
+      RETRY_BACKOFF: '1s,2,8s',
       ALERT_WEBHOOK_URLS: receiver.url,
       ALERT_POLL_INTERVAL: '1s',
       ALERT_RETRY_BASE: '1s',

@@ -47,7 +47,7 @@ describeEachDatabase('fan-out [%s]', (kind) => {
     return { got, errors };
   }
 
-  it('resolves each change once per distinct subscription (document, variables, role), however many subscribe', { timeout: 120_000 }, async () => {
+  it('resolves each change once per distinct subscription (document, variables, role), however many subscribe', { timeout: 180_000 }, async () => {
     const { tasks } = server.taskwarden.services;
     const task = await tasks.create({ name: 'watched', kind: 'render' });
     const { leaseToken } = await tasks.start(task.id, 'w');
@@ -63,13 +63,21 @@ describeEachDatabase('fan-out [%s]', (kind) => {
     const operators = Array.from({ length: 5 }, () => subscriber(secrets.ops, { id: task.id }));
     const filtered = Array.from({ length: 5 }, () => subscriber(secrets.ann, { id: task.id, kinds: ['render'] }));
     const everyone = [...same, ...operators, ...filtered];
-    await until(() => bus.openSubscriptions - openBefore === everyone.length, 30_000);
+    await until(() => bus.openSubscriptions - openBefore >= everyone.length, 60_000).catch(() => {
+      throw new Error(
+        `${bus.openSubscriptions - openBefore} of ${everyone.length} subscriptions open; errors ${JSON.stringify(everyone.flatMap((s) => s.errors))}`,
+      );
+    });
 
     const readsBefore = historyReads;
     const changes = [10, 20, 30];
     for (const [i, progress] of changes.entries()) {
       await tasks.reportProgress(task.id, leaseToken, { progress }, null);
-      await until(() => everyone.every((s) => s.got.length === i + 1), 30_000);
+      await until(() => everyone.every((s) => s.got.length === i + 1), 60_000).catch(() => {
+        throw new Error(
+          `after change ${i + 1}: got ${JSON.stringify(everyone.map((s) => s.got.length))}, errors ${JSON.stringify(everyone.flatMap((s) => s.errors))}`,
+        );
+      });
     }
     // Three distinct subscriptions, three changes: nine executions, not one per subscriber (90).
     expect(historyReads - readsBefore).toBe(changes.length * 3);

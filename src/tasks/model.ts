@@ -1,6 +1,7 @@
 import type { Prisma, PrismaClient, Task, TaskEvent } from '../generated/prisma/client.js';
 import { TaskEventType, TaskStatus } from '../generated/prisma/enums.js';
 import type { taskStatuses } from './lifecycle.js';
+import type { EventPosition } from './position.js';
 
 export { TaskEventType, TaskStatus };
 export type { Task, TaskEvent };
@@ -35,4 +36,10 @@ export interface TaskChange {
    * so resuming from it loses nothing that was kept.
    */
   transient?: number;
+  /**
+   * The entry right before this one in the history's order, when its writer proved that nothing can
+   * ever come between them (sql/event-log.ts precedingEntry): a feed that published that entry last
+   * may publish this one without reading the history.
+   */
+  previous?: EventPosition;
 }

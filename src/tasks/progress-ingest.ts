@@ -79,7 +79,7 @@ export function createProgressIngest({ commit, bus, query, clock, historyInterva
           );
           written.forEach((outcome, i) => {
             if (!outcome.accepted) return; // refused: nobody but its caller hears of it
-            if (outcome.event) changed({ row: outcome.task, event: outcome.event });
+            if (outcome.event) changed({ row: outcome.task, event: outcome.event, previous: outcome.previous });
             else if (outcome.changed) {
               const report = { task: outcome.task, tokenName: batch[i]!.row.tokenName, at: now };
               afterCommit(() => bus.publish('task:progressed', report));

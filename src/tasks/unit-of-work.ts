@@ -50,7 +50,8 @@ export function createCommit({
 }): Commit {
   const publish = (change: RecordedChange) => {
     observe?.(change);
-    if (change.event) bus.publish('task:updated', { event: change.event, task: change.event.type === 'DELETED' ? null : change.row });
+    if (change.event)
+      bus.publish('task:updated', { event: change.event, task: change.event.type === 'DELETED' ? null : change.row, previous: change.previous });
   };
 
   return async (work, { transaction = true, timeout, maxWait } = {}) => {

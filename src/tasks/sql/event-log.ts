@@ -94,3 +94,36 @@ export async function readTaskHistories(
   }
   return pages;
 }
+
+/**
+ * For a statement that appends history entries, its column "_previous": the position of the entry
+ * right before its first one ("<xact>.<id>", "0.0" before the first entry ever), when nothing can
+ * ever come between them; else NULL. That holds when no transaction older than this one still runs
+ * at this statement's snapshot: every entry that will ever sort before this transaction's is then
+ * committed and visible here, and any later one sorts after (a newer xact, or a later id of this
+ * one). The feed then publishes the change without reading the history (tasks/feed.ts).
+ */
+export const precedingEntry = Prisma.sql`CASE WHEN pg_snapshot_xmin(pg_current_snapshot()) = pg_current_xact_id() THEN COALESCE((
+    SELECT p.xact::text || '.' || p.id::text FROM "TaskEvent" p
+    WHERE p.xact <= pg_current_xact_id()::text::bigint
+    ORDER BY p.xact DESC, p.id DESC LIMIT 1), '0.0') END`;
+
+/**
+ * One statement's entries share its transaction and follow each other in id order: the first comes
+ * right after `previous` (its "_previous"), each next one right after the one before it.
+ */
+export function chainPreceding(changes: readonly { event: TaskEvent | null; previous?: EventPosition }[], previous: EventPosition | undefined) {
+  if (!previous) return;
+  const appended = changes.filter((c) => c.event).sort((a, b) => (a.event!.id < b.event!.id ? -1 : 1));
+  for (const change of appended) {
+    change.previous = previous;
+    previous = { xact: change.event!.xact, id: change.event!.id };
+  }
+}
+
+/** The "_previous" column of a statement that used `precedingEntry`. */
+export function parsePreceding(value: unknown): EventPosition | undefined {
+  if (typeof value !== 'string') return undefined;
+  const [xact, id] = value.split('.');
+  return { xact: BigInt(xact!), id: BigInt(id!) };
+}

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { TaskEventType, type Db, type Task } from '../model.js';
+import { chainPreceding, parsePreceding, precedingEntry } from './event-log.js';
 import { eventFields, recordedChangeOf, type RecordedChange } from './record-change.js';
 
 export interface NewTask {
@@ -58,9 +59,13 @@ export async function insertTasks(db: Db, tasks: readonly NewTask[], event: { ac
              ${event.actor}, ${event.tokenName}, NULL, changed.attempt, changed."createdAt"
       FROM changed JOIN input USING (id) ORDER BY input.ord
       RETURNING *
-    )
-    SELECT changed.*, ${eventFields} FROM changed JOIN event ON event."taskId" = changed.id`;
-  return inserted.map(recordedChangeOf);
+    ),
+    preceding AS (SELECT ${precedingEntry} AS previous WHERE EXISTS (SELECT 1 FROM event))
+    SELECT changed.*, ${eventFields}, (SELECT previous FROM preceding) AS "_previous" FROM changed JOIN event ON event."taskId" = changed.id`;
+  // Each row came back with the statement's "_previous"; only the first entry follows it directly.
+  const changes = inserted.map(recordedChangeOf);
+  chainPreceding(changes, parsePreceding(inserted[0]?._previous));
+  return changes;
 }
 
 /** Links tasks to the tasks they wait for. */

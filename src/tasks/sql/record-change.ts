@@ -1,6 +1,8 @@
 import { Prisma } from '../../generated/prisma/client.js';
 import type { Change } from './change.js';
 import type { Db, Task, TaskEvent, TaskEventType } from '../model.js';
+import type { EventPosition } from '../position.js';
+import { parsePreceding, precedingEntry } from './event-log.js';
 
 export interface EventSpec {
   type: TaskEventType;
@@ -21,6 +23,8 @@ export interface RecordedChange {
   row: Task;
   /** The history entry appended, or null when the write did not earn one (a bare heartbeat). */
   event: TaskEvent | null;
+  /** The entry right before `event`, when nothing can come between them (event-log.ts precedingEntry). */
+  previous?: EventPosition;
 }
 
 const taskColumns = Object.values(Prisma.TaskScalarFieldEnum);
@@ -36,7 +40,8 @@ export const eventFields = Prisma.raw(eventColumns.map((column) => `event."${col
 /** The task and the entry as the database wrote them: nothing of the entry (its actor's fallback, its time) is worked out again here. */
 export function recordedChangeOf(row: Record<string, unknown>): RecordedChange {
   const pick = <T>(prefix: string, columns: readonly string[]) => Object.fromEntries(columns.map((column) => [column, row[prefix + column]])) as T;
-  return { row: pick<Task>('', taskColumns), event: row['event.id'] == null ? null : pick<TaskEvent>('event.', eventColumns) };
+  const event = row['event.id'] == null ? null : pick<TaskEvent>('event.', eventColumns);
+  return { row: pick<Task>('', taskColumns), event, previous: parsePreceding(row._previous) };
 }
 
 /**
@@ -61,6 +66,7 @@ export async function recordChange(db: Db, change: Change, event: EventSpec, opt
       FROM changed WHERE record
       RETURNING *
     )
-    SELECT changed.*, ${eventFields} FROM changed LEFT JOIN event ON event."taskId" = changed.id`;
+    SELECT changed.*, ${eventFields}, CASE WHEN event.id IS NOT NULL THEN ${precedingEntry} END AS "_previous"
+    FROM changed LEFT JOIN event ON event."taskId" = changed.id`;
   return rows[0] ? recordedChangeOf(rows[0]) : null;
 }

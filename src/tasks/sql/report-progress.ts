@@ -2,6 +2,8 @@ import { Prisma } from '../../generated/prisma/client.js';
 import type { RawQuery } from '../../db/open.js';
 import type { Db, Task, TaskEvent, TaskStatus } from '../model.js';
 import { TaskEventType } from '../model.js';
+import type { EventPosition } from '../position.js';
+import { chainPreceding, parsePreceding, precedingEntry } from './event-log.js';
 
 /** One worker report: a heartbeat, with progress and/or message when given (already validated). */
 export interface ProgressRow {
@@ -13,7 +15,14 @@ export interface ProgressRow {
 }
 
 export type ProgressOutcome =
-  | { accepted: true; task: Task; changed: boolean; event: TaskEvent | null }
+  | {
+      accepted: true;
+      task: Task;
+      changed: boolean;
+      event: TaskEvent | null;
+      /** The entry right before `event`, when nothing can come between them (event-log.ts precedingEntry). */
+      previous?: EventPosition;
+    }
   | { accepted: false; found: boolean; status: TaskStatus | null; leaseHeld: boolean };
 
 const taskColumns = Object.values(Prisma.TaskScalarFieldEnum);
@@ -86,9 +95,11 @@ export async function reportProgress(
       SELECT id, kind, 'PROGRESS', "_fromStatus", status, progress, message, COALESCE("workerId", 'worker'), "_token", NULL, attempt, ${now}
       FROM changed WHERE "_record"
       RETURNING id, xact, "taskId", actor
-    )
+    ),
+    -- Once per statement, and only when it appended entries.
+    preceding AS (SELECT ${precedingEntry} AS previous WHERE EXISTS (SELECT 1 FROM event))
     SELECT r.ord AS "_input", p.id IS NOT NULL AS "_found", p.status::text AS "_status", p."leaseToken" IS NOT DISTINCT FROM r.lease AS "_leaseHeld",
-           c.*, e.id AS "_eventId", e.xact AS "_eventXact", e.actor AS "_eventActor"
+           c.*, e.id AS "_eventId", e.xact AS "_eventXact", e.actor AS "_eventActor", (SELECT previous FROM preceding) AS "_previous"
     FROM input r
     LEFT JOIN picked p ON p.id = r.id
     LEFT JOIN changed c ON c."_ord" = r.ord
@@ -97,7 +108,7 @@ export async function reportProgress(
   // Straight on the driver when there is one: for a statement of many rows, Prisma's own cost per row dominates.
   const rows = query ? await query(statement.text, statement.values) : await db.$queryRawUnsafe<Record<string, unknown>[]>(statement.text, ...statement.values);
   const bigint = (value: unknown) => (value === null || value === undefined ? null : BigInt(value as string | number | bigint));
-  return rows.map((row) => {
+  const outcomes = rows.map((row): ProgressOutcome => {
     if (row._ord === null || row._ord === undefined) {
       return { accepted: false, found: row._found as boolean, status: (row._status as TaskStatus | null) ?? null, leaseHeld: row._leaseHeld as boolean };
     }
@@ -124,4 +135,9 @@ export async function reportProgress(
           };
     return { accepted: true, task, changed: row._changed as boolean, event };
   });
+  chainPreceding(
+    outcomes.filter((o) => o.accepted),
+    parsePreceding(rows[0]?._previous),
+  );
+  return outcomes;
 }

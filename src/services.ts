@@ -5,11 +5,11 @@ import type { EnvToken } from './auth/env-tokens.js';
 import { createTokenService, type TokenService } from './auth/tokens.js';
 import type { Clock } from './clock.js';
 import type { AlertSettings } from './alerts/settings.js';
-import { loadConfig } from './config.js';
+import { loadConfig, type Config } from './config.js';
 import { createQueueService, type QueueService } from './tasks/queues.js';
 import type { SchedulingSettings } from './tasks/scheduling.js';
 import type { EventBus } from './events.js';
-import type { RawQuery } from './db/open.js';
+import type { Database, RawQuery } from './db/open.js';
 import type { PrismaClient } from './generated/prisma/client.js';
 import { createMonitor, type Monitor, type MonitorSettings } from './monitor/monitor.js';
 import { createRetention, type PruneCounts, type Retention, type RetentionSettings } from './monitor/retention.js';
@@ -42,6 +42,15 @@ export interface Services {
   tokens: TokenService;
   access: Access;
   alerts: AlertService;
+  /**
+   * Starts what runs on its own: the token cache following token changes, the monitor, its upkeep (when
+   * the monitor is on) and alert delivery. Building the services starts nothing (the event feed is lazy: it
+   * reads nothing until a stream subscribes), so a one-shot command (the CLI on the database) builds them
+   * the same way and never calls this.
+   */
+  start(): void;
+  /** Stops what runs (what start() started, and the event feed), each service its own part; the bus and the database stay with whoever opened them. */
+  stop(): Promise<void>;
 }
 
 export function createServices(deps: {
@@ -99,6 +108,14 @@ export function createServices(deps: {
     log: log.child({ component: 'monitor' }),
     onSweep: deps.observe?.sweep,
   });
+  const retention = createRetention({
+    prisma,
+    clock,
+    settings: deps.retention ?? defaultRetention(),
+    intervalMs: deps.monitor.intervalMs,
+    log: log.child({ component: 'retention' }),
+    onPrune: deps.observe?.prune,
+  });
   return {
     prisma,
     clock,
@@ -110,18 +127,50 @@ export function createServices(deps: {
     feed,
     live: createLiveService({ prisma, bus, tasks, feed }),
     monitor,
-    retention: createRetention({
-      prisma,
-      clock,
-      settings: deps.retention ?? defaultRetention(),
-      intervalMs: deps.monitor.intervalMs,
-      log: log.child({ component: 'retention' }),
-      onPrune: deps.observe?.prune,
-    }),
+    retention,
     tokens,
     access: createAccess({ tokens, log, failuresPerMinute: deps.authFailuresPerMinute }),
     alerts,
+    start() {
+      tokens.start();
+      monitor.start();
+      if (deps.monitor.enabled) retention.start();
+      alerts.start();
+    },
+    async stop() {
+      await monitor.stop();
+      await retention.stop();
+      await alerts.stop();
+      await feed.stop();
+      await tokens.stop();
+    },
   };
+}
+
+/**
+ * The services as the configuration sets them, over an open database: the one way the server and the
+ * CLI's direct-database mode build them (the CLI never starts them).
+ */
+export function configuredServices(
+  config: Config,
+  { db, bus, clock, log, observe }: { db: Database; bus: EventBus; clock: Clock; log: Logger; observe?: Observers },
+): Services {
+  return createServices({
+    prisma: db.prisma,
+    query: db.query,
+    serialDatabase: db.provider === 'pglite',
+    clock,
+    bus,
+    log,
+    observe,
+    monitor: config.monitor,
+    retention: config.retention,
+    envTokens: config.envTokens,
+    authFailuresPerMinute: config.limits.authFailuresPerMinute,
+    alerts: config.alerts,
+    scheduling: config.scheduling,
+    progressHistoryIntervalMs: config.progressHistoryIntervalMs,
+  });
 }
 
 /** Hooks for metrics: what this instance itself did. */

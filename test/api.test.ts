@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
+import { taskHarness } from './support/tasks.js';
 
 const TASK = 'id name kind status progress message attempt workerId isStuck stuckReason stuckForSeconds error result';
 
@@ -317,5 +318,22 @@ describeEachDatabase('stopping the HTTP front [%s]', (kind) => {
     await server.stop();
     expect(services.bus.subscriberCount('token:changed')).toBe(0);
     await database.close();
+  });
+
+  it('builds services that start nothing until start() (the CLI on the database never starts them), and stop() ends what it began', async () => {
+    const database = await openTestDatabase(kind);
+    try {
+      const { bus, services } = taskHarness(database, {}, { enabled: true });
+      expect(bus.subscriberCount('token:changed')).toBe(0);
+      expect(services.monitor.status().running).toBe(false);
+      services.start();
+      expect(bus.subscriberCount('token:changed')).toBe(1);
+      expect(services.monitor.status().running).toBe(true);
+      await services.stop();
+      expect(bus.subscriberCount('token:changed')).toBe(0);
+      expect(services.monitor.status().running).toBe(false);
+    } finally {
+      await database.close();
+    }
   });
 });

@@ -2,7 +2,7 @@ import { createHash, randomBytes, scrypt as scryptCallback, timingSafeEqual } fr
 import { promisify } from 'node:util';
 import type { Clock } from '../clock.js';
 import { badInput, TaskwardenError } from '../errors.js';
-import type { EventBus } from '../events.js';
+import type { EventBus, Topics } from '../events.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { TokenRole } from '../generated/prisma/enums.js';
 import { tokenName, type EnvToken } from './env-tokens.js';
@@ -56,14 +56,7 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
     revokedAt: row.revokedAt,
   });
 
-  // Another instance revoked or created a token: forget what this one cached.
-  const changes = bus.subscribe('token:changed');
-  void (async () => {
-    for await (const change of changes) {
-      existence = undefined;
-      if (change.tokenId) for (const [key, entry] of verified) if (entry.principal.tokenId === change.tokenId) verified.delete(key);
-    }
-  })();
+  let changes: AsyncIterableIterator<Topics['token:changed']> | undefined;
 
   // Open mode asks the database on every tokenless request, and under load hundreds ask at once. They share
   // one count: a caller who finds a count running waits for the next one, which starts after the running one
@@ -93,9 +86,21 @@ export function createTokenService({ prisma, clock, bus, envTokens = [] }: { pri
   }
 
   return {
+    /** Follows token changes: another instance revoked or created a token, so this one forgets what it cached. */
+    start() {
+      if (changes) return;
+      const following = (changes = bus.subscribe('token:changed'));
+      void (async () => {
+        for await (const change of following) {
+          existence = undefined;
+          if (change.tokenId) for (const [key, entry] of verified) if (entry.principal.tokenId === change.tokenId) verified.delete(key);
+        }
+      })();
+    },
+
     /** Stops following token changes (shutdown). */
     async stop() {
-      await changes.return?.();
+      await changes?.return?.();
     },
 
     /** Whether any token exists: with none, a loopback-only server is open to all. */

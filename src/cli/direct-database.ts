@@ -1,10 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from 'dotenv';
+import pino from 'pino';
+import { systemClock } from '../clock.js';
 import { loadConfig, type Config } from '../config.js';
 import { holdsDatabase } from '../db/data-dir.js';
 import { databaseTarget, openDatabase, type Database } from '../db/open.js';
 import { TaskwardenError } from '../errors.js';
+import { createEventBus } from '../events.js';
+import { configuredServices } from '../services.js';
 import { CliError, ExitCode } from './errors.js';
 
 /**
@@ -53,6 +57,25 @@ export async function openServerDatabase(databaseUrl: string | undefined, { boot
     throw new CliError('MIGRATIONS_PENDING', `The database at ${db.location} is not migrated to this version of Taskwarden: run npm run db:migrate first.`);
   }
   return { db, config };
+}
+
+/**
+ * The server's services over its database (openServerDatabase), built the server's one way
+ * (configuredServices) and never started: a one-shot command runs no monitor, feed or alert delivery.
+ */
+export async function openServerServices(databaseUrl: string | undefined, options: { bootstrap?: boolean } = {}) {
+  const { db, config } = await openServerDatabase(databaseUrl, options);
+  const bus = createEventBus();
+  const services = configuredServices(config, { db, bus, clock: systemClock, log: pino({ level: 'silent' }) });
+  return {
+    services,
+    /** Where the database is, to tell the user. */
+    location: db.location,
+    async close() {
+      await bus.close();
+      await db.close();
+    },
+  };
 }
 
 /** The server reads .env through dotenv; so do these paths, without changing process.env. */

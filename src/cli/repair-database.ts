@@ -1,13 +1,8 @@
-import pino from 'pino';
-import { createAlertService } from '../alerts/service.js';
 import { systemClock } from '../clock.js';
-import { createEventBus } from '../events.js';
 import { actors } from '../tasks/model.js';
-import { createTaskService } from '../tasks/service.js';
-import { createCommit } from '../tasks/unit-of-work.js';
 import { oneTimeout } from '../tasks/stuck.js';
 import { taskView } from '../tasks/view.js';
-import { openServerDatabase } from './direct-database.js';
+import { openServerServices } from './direct-database.js';
 import { stuckItem, type Repairer } from './repair.js';
 
 /**
@@ -16,15 +11,11 @@ import { stuckItem, type Repairer } from './repair.js';
  * transition rules are the server's, and the history records actor "cli".
  */
 export async function databaseRepairer(databaseUrl?: string): Promise<Repairer> {
-  const { db, config } = await openServerDatabase(databaseUrl);
-  const bus = createEventBus();
-  // Stopping records no alert, but the service is built the one way: with its alert outbox.
-  const alerts = createAlertService({ prisma: db.prisma, clock: systemClock, settings: config.alerts, log: pino({ level: 'silent' }) });
-  const commit = createCommit({ prisma: db.prisma, bus, alerts });
-  const tasks = createTaskService({ prisma: db.prisma, clock: systemClock, commit, bus, alerts, retryBackoff: config.scheduling.retryBackoff });
+  const { services, location, close } = await openServerServices(databaseUrl);
+  const { tasks } = services;
   return {
     via: 'database',
-    target: db.location,
+    target: location,
     async findStuck(timeoutMinutes) {
       const now = systemClock.now();
       return (await tasks.stuck(oneTimeout(timeoutMinutes * 60_000))).map(({ task, verdict }) => {
@@ -40,9 +31,6 @@ export async function databaseRepairer(databaseUrl?: string): Promise<Repairer> 
     },
     stop: async (id, reason) => (await tasks.stop(id, { reason, actor: actors.cli })).status,
     delete: (id) => tasks.delete(id, { actor: actors.cli }),
-    async close() {
-      await bus.close();
-      await db.close();
-    },
+    close,
   };
 }

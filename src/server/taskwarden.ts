@@ -4,7 +4,7 @@ import { databaseTarget, openDatabase, type Database } from '../db/open.js';
 import { createEventBus } from '../events.js';
 import type { Logger } from '../log.js';
 import { createMetrics, serveMetrics } from '../metrics.js';
-import { createServices, type Services } from '../services.js';
+import { configuredServices, type Services } from '../services.js';
 import { createApp, type App } from './app.js';
 
 export interface Taskwarden {
@@ -38,22 +38,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
   if (db.applied.length) log.info({ migrations: db.applied }, 'applied database migrations');
   const metrics = createMetrics();
   const bus = createEventBus({ redisUrl: config.redisUrl, bufferSize: config.limits.subscriptionBuffer, log: log.child({ component: 'events' }) });
-  const services = createServices({
-    prisma: db.prisma,
-    clock,
-    bus,
-    monitor: config.monitor,
-    retention: config.retention,
-    log,
-    envTokens: config.envTokens,
-    authFailuresPerMinute: config.limits.authFailuresPerMinute,
-    alerts: config.alerts,
-    scheduling: config.scheduling,
-    serialDatabase: db.provider === 'pglite',
-    observe: metrics.observers,
-    progressHistoryIntervalMs: config.progressHistoryIntervalMs,
-    query: db.query,
-  });
+  const services = configuredServices(config, { db, bus, clock, log, observe: metrics.observers });
   await services.queues.applyLimits(config.scheduling.kindLimits);
   const app = createApp({
     services,
@@ -69,20 +54,19 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
   let url: string;
   let tokensRequired: boolean;
   let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+  // Before the mode is decided and the first request comes: the token cache hears changes from then on.
+  services.start();
   try {
     tokensRequired = await services.access.decideMode(config.host);
     url = await app.start(config.port, config.host);
     if (config.metricsPort !== undefined) metricsServer = await serveMetrics(metrics.registry, config.metricsPort, config.host);
   } catch (error) {
     if (app.server.listening) await app.stop(0);
-    await services.tokens.stop();
+    await services.stop();
     await bus.close();
     if (ownsDb) await db.close();
     throw error;
   }
-  services.monitor.start();
-  if (config.monitor.enabled) services.retention.start();
-  services.alerts.start();
   log.debug(
     {
       url,
@@ -105,11 +89,7 @@ export async function startTaskwarden({ config, log, clock = systemClock, ...opt
       stopping ??= (async () => {
         await app.stop(config.shutdownTimeoutMs);
         await metricsServer?.close();
-        await services.monitor.stop();
-        await services.retention.stop();
-        await services.alerts.stop();
-        await services.feed.stop();
-        await services.tokens.stop();
+        await services.stop();
         await bus.close();
         if (ownsDb) await db.close();
       })();

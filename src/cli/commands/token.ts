@@ -55,28 +55,18 @@ function apiStore(client: TaskwardenClient): TokenStore {
 
 async function databaseStore(databaseUrl: string | undefined, bootstrap: boolean): Promise<TokenStore & { target: string }> {
   // Loaded only here: the database path brings Prisma and PGlite along.
-  const [{ openServerDatabase }, { createTokenService }, { createEventBus }, { systemClock }] = await Promise.all([
-    import('../direct-database.js'),
-    import('../../auth/tokens.js'),
-    import('../../events.js'),
-    import('../../clock.js'),
-  ]);
-  const { db, config } = await openServerDatabase(databaseUrl, { bootstrap });
-  const bus = createEventBus();
-  const tokens = createTokenService({ prisma: db.prisma, clock: systemClock, bus, envTokens: config.envTokens });
+  const { openServerServices } = await import('../direct-database.js');
+  const { services, location, close } = await openServerServices(databaseUrl, { bootstrap });
+  const { tokens } = services;
   return {
-    target: db.location,
+    target: location,
     async create(name, role) {
       const created = await tokens.create({ name, role, createdBy: 'cli' });
       return { token: created.token, info: viewOf(created.info) };
     },
     list: async () => (await tokens.list()).map(viewOf),
     revoke: async (name) => viewOf((await tokens.revoke(name, 'cli')).info),
-    async close() {
-      await tokens.stop();
-      await bus.close();
-      await db.close();
-    },
+    close,
   };
 }
 

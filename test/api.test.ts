@@ -1,24 +1,14 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { describe, expect, it } from 'vitest';
+import { describeEachDatabase, openTestDatabase, useTestDatabase } from './support/databases.js';
+import { startTestServer, useTestServer } from './support/server.js';
 import { taskHarness } from './support/tasks.js';
 
 const TASK = 'id name kind status progress message attempt workerId isStuck stuckReason stuckForSeconds error result';
 
 describeEachDatabase('GraphQL API over HTTP [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
-
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    // The seed's clocks: an hour for silence and for no progress.
-    server = await startTestServer(database, { HEARTBEAT_TIMEOUT: '60m', STALL_TIMEOUT: '60m' });
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
-  });
-  beforeEach(() => database.reset());
+  const database = useTestDatabase(kind);
+  // The seed's clocks: an hour for silence and for no progress.
+  const server = useTestServer(database, { HEARTBEAT_TIMEOUT: '60m', STALL_TIMEOUT: '60m' });
 
   const create = async (name = 'SMA cross AAPL', extra: Record<string, unknown> = {}) =>
     (await server.ok(`mutation($input: CreateTaskInput!) { createTask(input: $input) { ${TASK} } }`, { input: { name, ...extra } })).createTask;

@@ -7,9 +7,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, expect, it } from 'vitest';
 import type { StuckAlert } from '../src/events.js';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase, useTestDatabase } from './support/databases.js';
 import { spawnServer } from './support/process.js';
 import { until } from './support/receiver.js';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -49,19 +49,14 @@ function startWorker(url: string, env: Record<string, string>) {
 type WorkerProcess = ReturnType<typeof startWorker>;
 
 describeEachDatabase('detection on real time [%s]', (kind) => {
-  let database: TestDatabase;
+  const database = useTestDatabase(kind, { timeout: 120_000 });
   let server: TestServer;
   const workers: WorkerProcess[] = [];
 
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-  }, 120_000);
   afterEach(async () => {
     await Promise.all(workers.splice(0).map((w) => w.stop()));
     await server?.stop();
-    await database.reset();
   }, 120_000);
-  afterAll(() => database.close());
 
   const create = async (name: string, params: Record<string, unknown> = {}, kindName = 'backtest') =>
     (await server.ok(`mutation($input: CreateTaskInput!) { createTask(input: $input) { id } }`, { input: { name, kind: kindName, params } })).createTask

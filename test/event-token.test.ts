@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { databaseKinds, openTestDatabase, useTestDatabase } from './support/databases.js';
+import { startTestServer, type TestServer, useTestServer } from './support/server.js';
 
 /**
  * Issue 10, item 8 (second half): a worker chooses its own worker id, which is the actor of its
@@ -36,22 +36,15 @@ async function runningTask(server: TestServer, token: string | undefined, name: 
 }
 
 describe.each(databaseKinds)('the token behind each history entry [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
   let worker: string;
   let operator: string;
 
+  const database = useTestDatabase(kind, { reset: false });
+  const server = useTestServer(database);
   beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    server = await startTestServer(database);
     worker = (await server.taskwarden.services.tokens.create({ name: 'ci-runner', role: 'worker', createdBy: 'test' })).token;
     operator = (await server.taskwarden.services.tokens.create({ name: 'ops-alice', role: 'operator', createdBy: 'test' })).token;
   }, SLOW);
-
-  afterAll(async () => {
-    await server?.stop();
-    await database?.close();
-  });
 
   it(
     "records the worker token's name beside the worker id it chose, on every worker transition",

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createTaskwardenClient, type TaskUpdatedSubscription } from '../src/client/index.js';
 import { followTaskUpdates } from '../src/client/follow.js';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
-import { startTestServer, type TestServer } from './support/server.js';
-import { taskHarness } from './support/tasks.js';
+import { describeEachDatabase, useTestDatabase } from './support/databases.js';
+import { startTestServer, useTestServer, type TestServer } from './support/server.js';
+import { useTaskHarness } from './support/tasks.js';
 
 type Event = TaskUpdatedSubscription['taskUpdated'];
 
@@ -16,26 +16,23 @@ async function until(check: () => boolean | Promise<boolean>, what: string, time
   }
 }
 
+/** A describe's server, with a buffer of 2: a burst of entries read at once overflows any live stream. */
+function useFollowing(kind: 'pglite' | 'postgres') {
+  const database = useTestDatabase(kind, { reset: false });
+  const server = useTestServer(database, { SUBSCRIPTION_BUFFER: '2' });
+  return {
+    database,
+    server,
+    // Writes of another process: its own bus, so the server hears of them only by reading the history.
+    elsewhere: useTaskHarness(database),
+    /** Every history entry, in order, as taskEvents lists it. */
+    history: async (client: ReturnType<typeof createTaskwardenClient>) => (await client.events({ first: 1000 })).map((e) => e.id),
+  };
+}
+
 // client.followTaskUpdates: the resumable taskUpdated stream the CLI, the dashboard and the worker SDK share.
 describeEachDatabase('following task updates through an overflow [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
-  // Writes of another process: its own bus, so the server hears of them only by reading the history.
-  let elsewhere: ReturnType<typeof taskHarness>;
-
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    // A buffer of 2: a burst of entries read at once overflows any live stream.
-    server = await startTestServer(database, { SUBSCRIPTION_BUFFER: '2' });
-    elsewhere = taskHarness(database);
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
-  });
-
-  /** Every history entry, in order, as taskEvents lists it. */
-  const history = async (client: ReturnType<typeof createTaskwardenClient>) => (await client.events({ first: 1000 })).map((e) => e.id);
+  const { server, elsewhere, history } = useFollowing(kind);
 
   it('resumes after SUBSCRIPTION_OVERFLOW from the last entry it delivered: every entry once, in order', async () => {
     const client = createTaskwardenClient({ url: server.url, webSocketImpl: WebSocket });
@@ -73,29 +70,14 @@ describeEachDatabase('following task updates through an overflow [%s]', (kind) =
 });
 
 describeEachDatabase('following task updates through a reconnect [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
-  // Writes of another process: its own bus, so the server hears of them only by reading the history.
-  let elsewhere: ReturnType<typeof taskHarness>;
-
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    // A buffer of 2: a burst of entries read at once overflows any live stream.
-    server = await startTestServer(database, { SUBSCRIPTION_BUFFER: '2' });
-    elsewhere = taskHarness(database);
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
-  });
-
-  /** Every history entry, in order, as taskEvents lists it. */
-  const history = async (client: ReturnType<typeof createTaskwardenClient>) => (await client.events({ first: 1000 })).map((e) => e.id);
+  const { database, server, elsewhere, history } = useFollowing(kind);
 
   it('resumes after the connection drops: what happened while away once each, then live', async () => {
     const client = createTaskwardenClient({ url: server.url, webSocketImpl: WebSocket });
     const received: Event[] = [];
     const stop = client.followTaskUpdates({}, { next: (event) => received.push(event), error: (error) => expect.fail(error.message) });
+    // The server back on the same port; stopped here, the describe's own one having stopped already.
+    let restarted: TestServer | undefined;
     try {
       await until(() => server.taskwarden.services.bus.subscriberCount('task:settled') > 0, 'the subscription');
       const task = await client.createTask({ name: 'before' });
@@ -104,7 +86,7 @@ describeEachDatabase('following task updates through a reconnect [%s]', (kind) =
       const port = new URL(server.url).port;
       await server.stop();
       for (const n of [1, 2, 3]) await elsewhere.tasks.create({ name: `while away ${n}` });
-      server = await startTestServer(database, { PORT: port, SUBSCRIPTION_BUFFER: '2' });
+      restarted = await startTestServer(database, { PORT: port, SUBSCRIPTION_BUFFER: '2' });
 
       await until(() => received.length >= 4, 'the entries made while away');
       await client.stopTask(task.id, 'after');
@@ -115,6 +97,7 @@ describeEachDatabase('following task updates through a reconnect [%s]', (kind) =
     } finally {
       stop();
       await client.close();
+      await restarted?.stop();
     }
   });
 });

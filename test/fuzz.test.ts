@@ -1,8 +1,8 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Prisma } from '../src/generated/prisma/client.js';
-import { openTestDatabase, type TestDatabase } from './support/databases.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { useTestDatabase } from './support/databases.js';
+import { useTestServer } from './support/server.js';
 
 /**
  * Property: whatever a client sends to the mutations, the server answers
@@ -12,14 +12,12 @@ import { startTestServer, type TestServer } from './support/server.js';
  * over-long error must be refused; a valid write under the running lease must go through.
  */
 describe('mutations under random input', () => {
-  let database: TestDatabase;
-  let server: TestServer;
   let running: { id: string; lease: string };
   let completed: string;
 
+  const database = useTestDatabase('pglite', { reset: false });
+  const server = useTestServer(database);
   beforeAll(async () => {
-    database = await openTestDatabase('pglite');
-    server = await startTestServer(database);
     const a = (await server.ok('mutation { createTask(input: { name: "running" }) { id } }')).createTask.id;
     const lease = (await server.ok(`mutation { startTask(id: "${a}", workerId: "w") { leaseToken } }`)).startTask.leaseToken;
     running = { id: a, lease };
@@ -27,10 +25,6 @@ describe('mutations under random input', () => {
     const l2 = (await server.ok(`mutation { startTask(id: "${b}", workerId: "w") { leaseToken } }`)).startTask.leaseToken;
     await server.ok(`mutation { completeTask(id: "${b}", leaseToken: "${l2}") { id } }`);
     completed = b;
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
   });
 
   // Raw JSON fragments, so values JSON.stringify cannot produce (1e400 parses as Infinity) reach the server.

@@ -3,10 +3,10 @@
 // at shutdown, a client's x-request-id kept, and /ready while a migration is pending.
 import { request } from 'node:http';
 import { createClient } from 'graphql-ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { raw } from './support/http.js';
-import { openTestDatabase, type TestDatabase } from './support/databases.js';
+import { useTestDatabase } from './support/databases.js';
 import { until } from './support/receiver.js';
 import { startTestServer } from './support/server.js';
 
@@ -37,11 +37,7 @@ async function openStream(url: string, query: string, headers: Record<string, st
 }
 
 describe('limits, request ids and readiness', () => {
-  let database: TestDatabase;
-  beforeAll(async () => {
-    database = await openTestDatabase('pglite');
-  }, 120_000);
-  afterAll(() => database.close());
+  const database = useTestDatabase('pglite', { reset: false, timeout: 120_000 });
 
   it('refuses a query over MAX_TOKENS or MAX_QUERY_COST with a stable code, and runs one under them', async () => {
     // graphql-armor checks both while parsing, before anything runs.

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { expect, it } from 'vitest';
+import { describeEachDatabase, useTestDatabase } from './support/databases.js';
 import { until } from './support/receiver.js';
 import { subscribedInRedis } from './support/redis.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { startTestServer, useTestServer } from './support/server.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -12,18 +12,9 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 // between its commit and its publish) still reaches every subscriber, because each instance's event
 // feed reads the history itself (src/tasks/feed.ts) and the publish only wakes it sooner.
 describeEachDatabase('live events after a writer that never published [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
-
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    server = await startTestServer(database, kind === 'postgres' && process.env.TEST_REDIS_URL ? { REDIS_URL: process.env.TEST_REDIS_URL } : {}, {
-      realTime: true,
-    });
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
+  const database = useTestDatabase(kind, { reset: false });
+  const server = useTestServer(database, kind === 'postgres' && process.env.TEST_REDIS_URL ? { REDIS_URL: process.env.TEST_REDIS_URL } : {}, {
+    realTime: true,
   });
 
   function follow() {

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDatabase, type TestDatabase } from './support/databases.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { openTestDatabase, useTestDatabase } from './support/databases.js';
 import { raw } from './support/http.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { startTestServer, useTestServer } from './support/server.js';
 
 // /metrics: who may read it, and that no caller can make it grow or make it repeat a secret.
 
@@ -27,22 +27,16 @@ function sampleSum(text: string, name: string, filter: RegExp = /./) {
 }
 
 describe('/metrics with tokens', () => {
-  let database: TestDatabase;
-  let server: TestServer;
   let metricsUrl: string;
   const token: Record<string, string> = {};
 
+  const database = useTestDatabase('pglite', { reset: false });
+  const server = useTestServer(database);
   beforeAll(async () => {
-    database = await openTestDatabase('pglite');
-    server = await startTestServer(database);
     for (const role of ['viewer', 'worker', 'operator'] as const) {
       token[role] = (await server.taskwarden.services.tokens.create({ name: `${role}-token`, role, createdBy: 'test' })).token;
     }
     metricsUrl = server.url.replace(/\/graphql$/, '/metrics');
-  });
-  afterAll(async () => {
-    await server?.stop();
-    await database?.close();
   });
 
   const scrape = async () => {

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { StuckAction } from '../src/tasks/stuck.js';
 import type { StuckAlert } from '../src/events.js';
 import { createMonitor } from '../src/monitor/monitor.js';
@@ -7,22 +7,15 @@ import { resolveStuck } from '../src/monitor/resolve-stuck.js';
 import { createCommit } from '../src/tasks/unit-of-work.js';
 import { sweep } from '../src/monitor/sweep.js';
 import { detectStuck, oneTimeout } from '../src/tasks/stuck.js';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
-import { codeOf, snapshot, taskHarness, taskIn } from './support/tasks.js';
+import { describeEachDatabase, openTestDatabase, useTestDatabase } from './support/databases.js';
+import { codeOf, snapshot, taskHarness, taskIn, useTaskHarness } from './support/tasks.js';
 
 const MINUTE = 60_000;
 const TIMEOUT = 60 * MINUTE;
 
 describeEachDatabase('stuck detection and the monitor [%s]', (kind) => {
-  let database: TestDatabase;
-  let h: ReturnType<typeof taskHarness>;
-
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    h = taskHarness(database);
-  });
-  afterAll(() => database.close());
-  beforeEach(() => database.reset());
+  const database = useTestDatabase(kind);
+  const h = useTaskHarness(database);
 
   const deps = () => ({ prisma: h.prisma, commit: h.commit, tasks: h.tasks, clock: h.clock, bus: h.bus, alerts: h.alerts });
   const run = (action: StuckAction, trigger: 'schedule' | 'manual' = 'schedule') =>

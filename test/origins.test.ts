@@ -1,10 +1,10 @@
 import { request } from 'node:http';
 import { createClient } from 'graphql-ws';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { openTestDatabase, type TestDatabase } from './support/databases.js';
+import { openTestDatabase, useTestDatabase } from './support/databases.js';
 import { raw, rawGraphQL } from './support/http.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { startTestServer, useTestServer } from './support/server.js';
 
 // Which web pages and host names the API answers (Node-level: forged Origin and Host headers,
 // as a hostile page or a DNS-rebinding attack sends them). The browser's view is in browser-origins.test.ts.
@@ -47,19 +47,12 @@ function sse(url: string, headers: Record<string, string>): Promise<number> {
 }
 
 describe('browser origins and host names, open (tokenless) mode', () => {
-  let database: TestDatabase;
-  let server: TestServer;
   let port: string;
+  const database = useTestDatabase('pglite');
+  const server = useTestServer(database, { ALLOWED_HOSTS: 'taskwarden.lan' });
   beforeAll(async () => {
-    database = await openTestDatabase('pglite');
-    server = await startTestServer(database, { ALLOWED_HOSTS: 'taskwarden.lan' });
     port = new URL(server.url).port;
   });
-  afterAll(async () => {
-    await server?.stop();
-    await database?.close();
-  });
-  beforeEach(() => database.reset());
 
   const tasks = () => database.db.prisma.task.count();
 

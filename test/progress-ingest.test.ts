@@ -2,13 +2,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { openDatabase, type DatabaseTarget } from '../src/db/open.js';
 import type { Topics } from '../src/events.js';
 import { MAX_BATCH } from '../src/tasks/progress-ingest.js';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
-import { startTestServer } from './support/server.js';
-import { codeOf, snapshot, taskHarness, taskIn } from './support/tasks.js';
+import { describeEachDatabase, useTestDatabase } from './support/databases.js';
+import { useTestServer } from './support/server.js';
+import { codeOf, snapshot, taskHarness, taskIn, useTaskHarness } from './support/tasks.js';
 
 /** Everything the bus carried for live subscribers while `fn` ran: history entries and reports the history did not keep. */
 async function published(h: ReturnType<typeof taskHarness>, fn: () => Promise<unknown>) {
@@ -26,15 +26,8 @@ async function published(h: ReturnType<typeof taskHarness>, fn: () => Promise<un
 }
 
 describeEachDatabase('progress ingest [%s]', (kind) => {
-  let database: TestDatabase;
-  let h: ReturnType<typeof taskHarness>;
-
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    h = taskHarness(database);
-  });
-  afterAll(() => database.close());
-  beforeEach(() => database.reset());
+  const database = useTestDatabase(kind);
+  const h = useTaskHarness(database);
 
   it('refuses a stale lease in a batch as it does alone, and writes and publishes nothing of it', async () => {
     const live = await taskIn(h.tasks, 'RUNNING', 'live');
@@ -228,16 +221,8 @@ describeEachDatabase('progress ingest [%s]', (kind) => {
 });
 
 describeEachDatabase('reportProgressBatch over GraphQL [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: Awaited<ReturnType<typeof startTestServer>>;
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    server = await startTestServer(database);
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
-  });
+  const database = useTestDatabase(kind, { reset: false });
+  const server = useTestServer(database);
 
   it('answers {id, accepted, code} in input order; a bad value is BAD_USER_INPUT for the whole batch', async () => {
     const { createTask } = await server.ok('mutation { createTask(input: { name: "batch" }) { id } }');

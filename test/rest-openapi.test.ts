@@ -1,26 +1,24 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { TaskStatus } from '../src/tasks/model.js';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, useTestDatabase } from './support/databases.js';
 import { restClient } from './support/rest.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { useTestServer } from './support/server.js';
 import { taskIn } from './support/tasks.js';
 
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 type Operation = { responses: Record<string, { content?: Record<string, unknown> }> };
 
 describeEachDatabase('REST API: its OpenAPI document [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
   let rest: ReturnType<typeof restClient>['call'];
   let document: { openapi: string; paths: Record<string, Record<string, Operation>> };
   const token: { viewer?: string; operator?: string } = {};
 
+  const database = useTestDatabase(kind, { reset: false });
+  const server = useTestServer(database);
   beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    server = await startTestServer(database);
     rest = restClient(server.url).call;
     for (const role of ['viewer', 'operator'] as const) {
       token[role] = (await server.taskwarden.services.tokens.create({ name: role, role, createdBy: 'test' })).token;
@@ -28,10 +26,6 @@ describeEachDatabase('REST API: its OpenAPI document [%s]', (kind) => {
     const answer = await rest('GET', '/api/v1/openapi.json', token.viewer);
     expect(answer.status).toBe(200);
     document = answer.json;
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
   });
 
   it('is a valid OpenAPI 3.1 document (@seriousme/openapi-schema-validator)', async () => {

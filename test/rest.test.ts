@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { can, roles, type Permission, type Role } from '../src/auth/roles.js';
 import { schema } from '../src/graphql/index.js';
 import { TaskStatus } from '../src/tasks/model.js';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, useTestDatabase } from './support/databases.js';
 import { asRest, restClient, TASK_FIELDS } from './support/rest.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { useTestServer } from './support/server.js';
 import { snapshot, taskIn } from './support/tasks.js';
 
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
@@ -12,20 +12,13 @@ const STATS_FIELDS = `since total pending running completed failed cancelled stu
   oldestRunning { ${TASK_FIELDS} } byKind { kind total pending running completed failed cancelled successRate }`;
 
 describeEachDatabase('REST API, open on loopback [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
   let rest: ReturnType<typeof restClient>['call'];
 
+  const database = useTestDatabase(kind);
+  const server = useTestServer(database, { HEARTBEAT_TIMEOUT: '60m', STALL_TIMEOUT: '60m' });
   beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    server = await startTestServer(database, { HEARTBEAT_TIMEOUT: '60m', STALL_TIMEOUT: '60m' });
     rest = restClient(server.url).call;
   });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
-  });
-  beforeEach(() => database.reset());
 
   const tasks = () => server.taskwarden.services.tasks;
   /** A running task whose worker reported 90% "saving results" and then went silent for `minutes`. */
@@ -277,20 +270,14 @@ describeEachDatabase('REST API, open on loopback [%s]', (kind) => {
 });
 
 describeEachDatabase('REST API with tokens [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
   let rest: ReturnType<typeof restClient>['call'];
   const token: Partial<Record<Role, string>> = {};
 
+  const database = useTestDatabase(kind, { reset: false });
+  const server = useTestServer(database);
   beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    server = await startTestServer(database);
     rest = restClient(server.url).call;
     for (const role of roles) token[role] = (await server.taskwarden.services.tokens.create({ name: `${role}-token`, role, createdBy: 'test' })).token;
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
   });
 
   const document = async () => (await rest('GET', '/api/v1/openapi.json', token.viewer)).json;

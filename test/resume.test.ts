@@ -1,12 +1,12 @@
 import type { Client } from 'graphql-ws';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/open.js';
 import { recordChange } from '../src/tasks/sql/record-change.js';
 import { pickById } from '../src/tasks/sql/pick-by-id.js';
 import { updateTask } from '../src/tasks/sql/update-task.js';
 import { Prisma } from '../src/generated/prisma/client.js';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { describeEachDatabase, useTestDatabase } from './support/databases.js';
+import { startTestServer, type TestServer, useTestServer } from './support/server.js';
 
 // Issue 21: a client that resumes taskUpdated from the id of the last event it received gets
 // every committed event after it exactly once, in one order, on Postgres with concurrent writers.
@@ -179,18 +179,8 @@ async function resumeUnderLoad(
 }
 
 describeEachDatabase('resuming taskUpdated [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
-
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    server = await startTestServer(database);
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
-  });
-  beforeEach(() => database.reset());
+  const database = useTestDatabase(kind);
+  const server = useTestServer(database);
 
   it('gets every event after its cursor once, in the history order, across 15 resumes with 10 concurrent writers', async () => {
     // PGlite runs one transaction at a time: there, nobody holds one open.
@@ -228,17 +218,8 @@ describeEachDatabase('resuming taskUpdated [%s]', (kind) => {
 });
 
 describe.runIf(process.env.TEST_DATABASE_URL)('resuming taskUpdated while a transaction holds an earlier event [postgres]', () => {
-  let database: TestDatabase;
-  let server: TestServer;
-
-  beforeAll(async () => {
-    database = await openTestDatabase('postgres');
-    server = await startTestServer(database);
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
-  });
+  const database = useTestDatabase('postgres', { reset: false });
+  const server = useTestServer(database);
 
   it('does not hand out a later event before an earlier one commits, and delivers the earlier one after a resume', async () => {
     const { tasks } = server.taskwarden.services;
@@ -295,11 +276,10 @@ describe.runIf(process.env.TEST_DATABASE_URL)('resuming taskUpdated while a tran
 });
 
 describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('resuming taskUpdated across instances and restarts [postgres + redis]', () => {
-  let database: TestDatabase;
+  const database = useTestDatabase('postgres', { reset: false });
   let servers: TestServer[];
 
   beforeAll(async () => {
-    database = await openTestDatabase('postgres');
     const env = { REDIS_URL: process.env.TEST_REDIS_URL! };
     const second = await openDatabase(database.target, { migrate: true });
     servers = [await startTestServer(database, env), await startTestServer({ ...database, db: second }, env)];
@@ -307,7 +287,6 @@ describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('res
   afterAll(async () => {
     await Promise.all(servers.map((s) => s.stop()));
     await servers[1]!.taskwarden.db.close();
-    await database.close();
   });
 
   it('gets every event once, in order, resuming on the other instance each time and across a restart of one', async () => {

@@ -1,6 +1,6 @@
 import { PGlite } from '@electric-sql/pglite';
 import fc from 'fast-check';
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { migrate, readMigrations, type SqlSession } from '../src/db/migrate.js';
 import { pgliteSession, pgSession } from '../src/db/open.js';
 import { pgliteExtensions } from '../src/db/pglite-extensions.js';
@@ -9,7 +9,7 @@ import { TaskStatus, type Db } from '../src/tasks/model.js';
 import { foldCounts, readCounts } from '../src/tasks/sql/counts.js';
 import { selectStuck } from '../src/tasks/sql/stuck.js';
 import { detectStuck, type StuckRules } from '../src/tasks/stuck.js';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase, useTestDatabase } from './support/databases.js';
 import { taskHarness } from './support/tasks.js';
 import pino from 'pino';
 import { createMetrics } from '../src/metrics.js';
@@ -30,12 +30,7 @@ const sorted = <T extends { kind: string; status: string; seconds: number }>(row
   rows.map((r) => ({ ...r, seconds: Math.round(r.seconds * 1000) / 1000 })).sort((a, b) => `${a.kind}/${a.status}`.localeCompare(`${b.kind}/${b.status}`));
 
 describeEachDatabase('data at scale [%s]', (kind) => {
-  let database: TestDatabase;
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-  });
-  afterAll(async () => database?.close());
-  beforeEach(async () => database.reset());
+  const database = useTestDatabase(kind);
 
   it('keeps the counters equal to a full recount through 1,000 concurrent transitions (folds running meanwhile)', { timeout: 240_000 }, async () => {
     const { tasks, prisma, services } = taskHarness(database);

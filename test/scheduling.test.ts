@@ -1,21 +1,14 @@
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { openDatabase } from '../src/db/open.js';
 import { sweep } from '../src/monitor/sweep.js';
 import { TaskStatus } from '../src/tasks/model.js';
 import { oneTimeout } from '../src/tasks/stuck.js';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
-import { codeOf, snapshot, taskHarness } from './support/tasks.js';
+import { describeEachDatabase, useTestDatabase } from './support/databases.js';
+import { codeOf, snapshot, taskHarness, useTaskHarness } from './support/tasks.js';
 
 describeEachDatabase('scheduling [%s]', (kind) => {
-  let database: TestDatabase;
-  let h: ReturnType<typeof taskHarness>;
-
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    h = taskHarness(database, {}, {}, { retryBackoff: { initialSeconds: 30, factor: 2, maxSeconds: 1800 }, kindLimits: {} });
-  });
-  afterAll(() => database.close());
-  beforeEach(() => database.reset());
+  const database = useTestDatabase(kind);
+  const h = useTaskHarness(database, {}, {}, { retryBackoff: { initialSeconds: 30, factor: 2, maxSeconds: 1800 }, kindLimits: {} });
 
   const claimAll = async (worker = 'w1', kinds?: string[]) => {
     const names: string[] = [];

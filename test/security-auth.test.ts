@@ -2,29 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { databaseKinds, openTestDatabase, type TestDatabase, useTestDatabase } from './support/databases.js';
+import { post } from './support/http.js';
 import { createTokenService } from '../src/auth/tokens.js';
 import { systemClock } from '../src/clock.js';
 import { createEventBus } from '../src/events.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 /** Authentication, open mode and live-connection slots (issue 10, items 1-3, 8, 9, 10a). */
-
-async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...headers },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, json, text };
-}
 
 /** Real servers and databases on a shared, loaded machine: generous, since nothing here asserts on speed. */
 const SLOW = 180_000;
@@ -112,13 +97,7 @@ async function sseSubscribeAndAbort(server: TestServer, taskId: string, token?: 
 }
 
 describe.each(databaseKinds)('connection slots of closed subscriptions [%s]', (kind) => {
-  let database: TestDatabase;
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-  });
-  afterAll(async () => {
-    await database.close();
-  });
+  const database = useTestDatabase(kind, { reset: false });
 
   const CYCLES = 210; // past the default MAX_CONNECTIONS_PER_TOKEN (200)
 
@@ -408,18 +387,14 @@ describe('an SSE stream past the per-token limit', () => {
 });
 
 describe('failed authentications', () => {
-  let database: TestDatabase;
+  const database = useTestDatabase('pglite', { reset: false });
   let server: TestServer;
   let good: string;
   beforeAll(async () => {
-    database = await openTestDatabase('pglite');
     server = await serverOn(database, { AUTH_FAILURES_PER_MINUTE: '5' });
     good = (await server.taskwarden.services.tokens.create({ name: 'good', role: 'viewer', createdBy: 'test' })).token;
   }, SLOW);
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
-  });
+  afterAll(() => server.stop());
 
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   const secret = () => randomUUID().replace(/-/g, '').padEnd(43, 'x').slice(0, 43);

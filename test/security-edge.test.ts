@@ -1,40 +1,17 @@
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { databaseKinds, openTestDatabase, type TestDatabase } from './support/databases.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { describe, expect, it } from 'vitest';
+import { databaseKinds, openTestDatabase, useTestDatabase } from './support/databases.js';
+import { post } from './support/http.js';
+import { startTestServer, useTestServer } from './support/server.js';
 
 // Inputs at the edges of what the API takes: each is the caller's mistake (BAD_USER_INPUT or HTTP 400),
 // never an INTERNAL_SERVER_ERROR, and nothing of it is stored.
 
-async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await response.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, json, text };
-}
-
 const CREATE = 'mutation ($input: CreateTaskInput!) { createTask(input: $input) { id name kind params } }';
 
 describe.each(databaseKinds)('edge inputs (%s)', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    server = await startTestServer(database);
-  });
-  afterAll(async () => {
-    await server?.stop();
-    await database?.close();
-  });
+  const database = useTestDatabase(kind, { reset: false });
+  const server = useTestServer(database);
 
   const refused = async (input: Record<string, unknown>, field: string) => {
     const before = await database.db.prisma.task.count();
@@ -145,16 +122,8 @@ describe.each(databaseKinds)('edge inputs (%s)', (kind) => {
 });
 
 describe('production hygiene at the HTTP edge', () => {
-  let database: TestDatabase;
-  let server: TestServer;
-  beforeAll(async () => {
-    database = await openTestDatabase('pglite');
-    server = await startTestServer(database, { NODE_ENV: 'production' });
-  });
-  afterAll(async () => {
-    await server?.stop();
-    await database?.close();
-  });
+  const database = useTestDatabase('pglite', { reset: false });
+  const server = useTestServer(database, { NODE_ENV: 'production' });
 
   it('does not echo a malformed JSON body back (no extensions.originalError)', async () => {
     const secret = 'tw_secret_in_a_broken_body';

@@ -1,14 +1,15 @@
 import { createClient } from 'graphql-ws';
 import { getIntrospectionQuery } from 'graphql';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { roles, can, type Permission, type Role } from '../src/auth/roles.js';
 import { loadConfig } from '../src/config.js';
 import { startTaskwarden } from '../src/server/taskwarden.js';
 import { schema } from '../src/graphql/index.js';
 import pino from 'pino';
-import { openTestDatabase, type TestDatabase } from './support/databases.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { openTestDatabase, useTestDatabase } from './support/databases.js';
+import { post } from './support/http.js';
+import { startTestServer, useTestServer } from './support/server.js';
 
 const ID = '00000000-0000-4000-8000-000000000000';
 
@@ -54,35 +55,13 @@ const operations: Record<string, { permission: Permission; query: string; kind?:
   'Subscription.stuckTaskDetected': { permission: 'read', query: `subscription { stuckTaskDetected { reason } }`, kind: 'subscription' },
 };
 
-async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await response.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, json, text };
-}
-
 describe('access control', () => {
-  let database: TestDatabase;
-  let server: TestServer;
   const token: Partial<Record<Role, string>> = {};
 
+  const database = useTestDatabase('pglite', { reset: false });
+  const server = useTestServer(database);
   beforeAll(async () => {
-    database = await openTestDatabase('pglite');
-    server = await startTestServer(database);
     for (const role of roles) token[role] = (await server.taskwarden.services.tokens.create({ name: `${role}-token`, role, createdBy: 'test' })).token;
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
   });
 
   const as = (role: Role): Record<string, string> => ({ authorization: `Bearer ${token[role]}` });
@@ -298,16 +277,8 @@ describe('connection limits', () => {
 });
 
 describe('hostile and malformed requests', () => {
-  let database: TestDatabase;
-  let server: TestServer;
-  beforeAll(async () => {
-    database = await openTestDatabase('pglite');
-    server = await startTestServer(database);
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
-  });
+  const database = useTestDatabase('pglite', { reset: false });
+  const server = useTestServer(database);
   beforeEach(async () => {
     expect((await fetch(server.url.replace('/graphql', '/health'))).status).toBe(200);
   });

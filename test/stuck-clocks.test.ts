@@ -1,11 +1,11 @@
 import pino from 'pino';
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { beforeEach, expect, it } from 'vitest';
 import type { MonitorSettings } from '../src/monitor/monitor.js';
 import { openDatabase } from '../src/db/open.js';
 import { createServices } from '../src/services.js';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, useTestDatabase } from './support/databases.js';
 import { startProxy } from './support/proxy.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { useTestServer } from './support/server.js';
 import { taskHarness } from './support/tasks.js';
 
 const SECOND = 1000;
@@ -14,14 +14,10 @@ const MINUTE = 60 * SECOND;
 const clocks: Partial<MonitorSettings> = { heartbeatTimeoutMs: 2 * MINUTE, stallTimeoutMs: 60 * MINUTE };
 
 describeEachDatabase('the heartbeat and stall clocks [%s]', (kind) => {
-  let database: TestDatabase;
   let h: ReturnType<typeof taskHarness>;
   let names = new Map<string, string>();
 
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-  });
-  afterAll(() => database.close());
+  const database = useTestDatabase(kind, { reset: false });
   beforeEach(async () => {
     await database.reset();
     h = taskHarness(database, {}, clocks);
@@ -173,18 +169,8 @@ describeEachDatabase('the heartbeat and stall clocks [%s]', (kind) => {
 });
 
 describeEachDatabase('clocks through the API [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
-
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    server = await startTestServer(database, { HEARTBEAT_TIMEOUT: '90s', STALL_TIMEOUT: '20m' });
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
-  });
-  beforeEach(() => database.reset());
+  const database = useTestDatabase(kind);
+  const server = useTestServer(database, { HEARTBEAT_TIMEOUT: '90s', STALL_TIMEOUT: '20m' });
 
   const create = async (input: Record<string, unknown>) =>
     (await server.ok(`mutation($input: CreateTaskInput!) { createTask(input: $input) { id heartbeatTimeoutSeconds stallTimeoutMinutes } }`, { input }))

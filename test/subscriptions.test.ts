@@ -1,9 +1,9 @@
 import { createClient, type Client } from 'graphql-ws';
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, useTestDatabase } from './support/databases.js';
 import { until } from './support/receiver.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { startTestServer, type TestServer, useTestServer } from './support/server.js';
 
 /** Collects what a graphql-ws subscription delivers, so a test can wait for the nth message. */
 function subscribe(server: TestServer, query: string, variables: Record<string, unknown> = {}) {
@@ -56,18 +56,8 @@ function subscribe(server: TestServer, query: string, variables: Record<string, 
 }
 
 describeEachDatabase('live updates [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
-
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    server = await startTestServer(database);
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
-  });
-  beforeEach(() => database.reset());
+  const database = useTestDatabase(kind);
+  const server = useTestServer(database);
 
   const create = async (name: string, kind = 'backtest') =>
     (await server.ok(`mutation($n: String!, $k: String) { createTask(input: { name: $n, kind: $k }) { id } }`, { n: name, k: kind })).createTask.id as string;

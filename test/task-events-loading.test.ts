@@ -1,21 +1,12 @@
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { beforeEach, expect, it } from 'vitest';
+import { describeEachDatabase, useTestDatabase } from './support/databases.js';
+import { useTestServer } from './support/server.js';
 
 // Task.events over a page of tasks: one batched read per request, not one per task (an N+1).
 describeEachDatabase('Task.events on a page of tasks [%s]', (kind) => {
-  let database: TestDatabase;
-  let server: TestServer;
   let statements = 0;
-
-  beforeAll(async () => {
-    database = await openTestDatabase(kind, { onQuery: () => statements++ });
-    server = await startTestServer(database);
-  });
-  afterAll(async () => {
-    await server.stop();
-    await database.close();
-  });
+  const database = useTestDatabase(kind, { reset: false, onQuery: () => statements++ });
+  const server = useTestServer(database);
   beforeEach(() => database.reset());
 
   /** How many SQL statements the server sent while answering this query. */

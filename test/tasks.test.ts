@@ -1,20 +1,13 @@
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { sweep } from '../src/monitor/sweep.js';
 import { TaskStatus } from '../src/tasks/model.js';
 import { oneTimeout } from '../src/tasks/stuck.js';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
-import { allStatuses, codeOf, snapshot, taskHarness, taskIn } from './support/tasks.js';
+import { describeEachDatabase, useTestDatabase } from './support/databases.js';
+import { allStatuses, codeOf, snapshot, taskIn, useTaskHarness } from './support/tasks.js';
 
 describeEachDatabase('task lifecycle [%s]', (kind) => {
-  let database: TestDatabase;
-  let h: ReturnType<typeof taskHarness>;
-
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-    h = taskHarness(database);
-  });
-  afterAll(() => database.close());
-  beforeEach(() => database.reset());
+  const database = useTestDatabase(kind);
+  const h = useTaskHarness(database);
 
   it('creates a pending task with defaults and records who created it', async () => {
     const task = await h.tasks.create({ name: 'SMA cross AAPL 2015-2024', params: { fast: 10, slow: 50 } });

@@ -1,27 +1,22 @@
 import pino from 'pino';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTaskwardenClient, createWorker, type Worker, type WorkerOptions } from '../src/worker/index.js';
-import { describeEachDatabase, openTestDatabase, type TestDatabase } from './support/databases.js';
+import { describeEachDatabase, openTestDatabase, useTestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 describeEachDatabase('the worker SDK [%s]', (kind) => {
-  let database: TestDatabase;
+  const database = useTestDatabase(kind);
   let server: TestServer;
   const workers: Worker[] = [];
   const quiet = pino({ level: 'silent' });
 
-  beforeAll(async () => {
-    database = await openTestDatabase(kind);
-  });
   beforeEach(async () => {
-    await database.reset();
     server = await startTestServer(database, {}, { realTime: true });
   });
   afterEach(async () => {
     await Promise.all(workers.splice(0).map((w) => w.stop()));
     await server.stop();
   });
-  afterAll(() => database.close());
 
   const client = () => createTaskwardenClient({ url: server.url });
   const worker = (options: Partial<WorkerOptions> & Pick<WorkerOptions, 'handler'>) => {

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { describe } from 'vitest';
+import { beforeEach, describe } from 'vitest';
 import { openDatabase, type Database, type DatabaseTarget, type OpenOptions } from '../../src/db/open.js';
+import { beforeAllValue } from './fixture.js';
 
 /** Which databases the suites run on: PGlite always, PostgreSQL when TEST_DATABASE_URL is set. */
 export const databaseKinds = (process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite']) as ('pglite' | 'postgres')[];
@@ -71,6 +72,19 @@ export async function openTestDatabase(kind: 'pglite' | 'postgres', options: Pic
       await cleanup.end();
     },
   };
+}
+
+/**
+ * The describe's own database of `kind`: opened before its first test, closed after its last,
+ * and emptied before each test unless `reset: false` (tests that build on each other's rows).
+ */
+export function useTestDatabase(
+  kind: 'pglite' | 'postgres',
+  { reset = true, timeout, ...options }: { reset?: boolean; timeout?: number } & Pick<OpenOptions, 'onQuery'> = {},
+): TestDatabase {
+  const database = beforeAllValue(`the ${kind} test database`, () => openTestDatabase(kind, options), { dispose: (opened) => opened.close(), timeout });
+  if (reset) beforeEach(() => database.reset());
+  return database;
 }
 
 async function truncate(db: Database) {

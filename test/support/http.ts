@@ -19,15 +19,7 @@ export function raw(url: string, options: { method?: string; headers?: Record<st
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk) => (text += chunk));
-      res.on('end', () => {
-        let json: any;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode!, headers: res.headers, text, json });
-      });
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text, json: jsonOrNothing(text) }));
     });
     req.on('error', reject);
     req.end(options.body);
@@ -41,4 +33,24 @@ export function rawGraphQL(url: string, query: string, headers: Record<string, s
     headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...headers },
     body: JSON.stringify({ query, variables }),
   });
+}
+
+/** A GraphQL POST through fetch: `body` an object (sent as JSON) or a string (sent as it is, malformed or not). */
+export async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, json: jsonOrNothing(text), text };
+}
+
+/** The JSON an answer carries, or undefined when its text is not JSON. */
+export function jsonOrNothing(text: string): any {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }

@@ -1,3 +1,5 @@
+import { jsonOrNothing } from './http.js';
+
 /** One REST call's answer, read once. */
 export interface RestAnswer {
   status: number;
@@ -14,13 +16,7 @@ export function restClient(graphqlUrl: string) {
     async call(method: string, path: string, token?: string): Promise<RestAnswer> {
       const response = await fetch(`${origin}${path}`, { method, headers: token ? { authorization: `Bearer ${token}` } : {} });
       const text = await response.text();
-      let json: any;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-      return { status: response.status, headers: response.headers, json, text };
+      return { status: response.status, headers: response.headers, json: jsonOrNothing(text), text };
     },
   };
 }

@@ -5,6 +5,7 @@ import { manualClock, systemClock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { startTaskwarden, type Taskwarden } from '../../src/server/taskwarden.js';
 import type { TestDatabase } from './databases.js';
+import { beforeAllValue } from './fixture.js';
 
 export interface GraphQLResponse<T = any> {
   data?: T;
@@ -72,4 +73,13 @@ export async function startTestServer(
       await taskwarden.stop();
     },
   };
+}
+
+/** The describe's own server over `database` (see startTestServer): started before its first test, stopped after its last. */
+export function useTestServer(
+  database: TestDatabase,
+  env: Record<string, string> = {},
+  options: { realTime?: boolean; dashboardDir?: string; timeout?: number } = {},
+): TestServer {
+  return beforeAllValue('the test server', () => startTestServer(database, env, options), { dispose: (server) => server.stop(), timeout: options.timeout });
 }

@@ -8,6 +8,7 @@ import { createServices, defaultAlertSettings } from '../../src/services.js';
 import type { TaskService } from '../../src/tasks/service.js';
 import { TaskStatus, type Task } from '../../src/tasks/model.js';
 import type { TestDatabase } from './databases.js';
+import { beforeAllValue } from './fixture.js';
 
 /** The services over a test database, with a clock the test moves and no monitor timer. */
 export function taskHarness(
@@ -66,3 +67,13 @@ export async function codeOf(fn: () => Promise<unknown>): Promise<string> {
 }
 
 export const allStatuses = Object.values(TaskStatus);
+
+export type TaskHarness = ReturnType<typeof taskHarness>;
+
+/** The describe's own task harness over `database` (see taskHarness), made before its first test. */
+export function useTaskHarness(
+  database: TestDatabase,
+  ...settings: Parameters<typeof taskHarness> extends [TestDatabase, ...infer S] ? S : never
+): TaskHarness {
+  return beforeAllValue('the task harness', () => taskHarness(database, ...settings));
+}

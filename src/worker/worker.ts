@@ -151,9 +151,12 @@ export function createWorker(options: WorkerOptions): Worker {
       wake = done;
     });
 
-  /** One subscription tells the worker when work arrives and when one of its tasks is taken away. */
+  /**
+   * One followed stream tells the worker when work arrives and when one of its tasks is taken away;
+   * after a reconnect or an overflow it resumes from the last entry it heard.
+   */
   function listen() {
-    unsubscribe = client.onTaskUpdated(
+    unsubscribe = client.followTaskUpdates(
       { kinds: options.kinds },
       {
         next: (event) => {
@@ -161,12 +164,14 @@ export function createWorker(options: WorkerOptions): Worker {
           const mine = active.get(event.taskId);
           // Any change by someone else during our attempt, other than a progress report or a stuck notice, ends
           // our lease. An entry of an earlier attempt (its CREATED, the REQUEUED that freed it) may arrive after our
-          // claim, when this subscription's instance reads the history later than the one that answered the claim.
+          // claim, when this subscription's instance reads the history later than the one that answered the claim,
+          // and a resumed stream replays what came since its last entry.
           if (mine && event.attempt >= mine.task.attempt && event.actor !== workerId && event.type !== 'PROGRESS' && event.type !== 'STUCK') {
             mine.lose(`task was ${event.type.toLowerCase()} by ${event.actor}${event.reason ? ` (${event.reason})` : ''}`);
           }
         },
-        error: (error) => log.debug({ err: error }, 'update subscription interrupted; polling meanwhile'),
+        // Only what following cannot resume from (a refused token): the worker polls from then on.
+        error: (error) => log.debug({ err: error }, 'update subscription refused; polling instead'),
       },
     );
   }

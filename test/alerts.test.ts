@@ -54,6 +54,8 @@ describeEachDatabase('alerts [%s]', (kind) => {
       details: { reason: 'NO_HEARTBEAT', actionTaken: 'cancel', actor: 'monitor', stuckForSeconds: 7200 },
     });
     expect(delivery!.body.id).toMatch(new RegExp(`^task\\.stuck:${id}:1:NO_HEARTBEAT:`));
+    // The receiver has the body before the deliverer records its answer: wait for the record, then check it whole.
+    await until(async () => (await server.ok('{ alerts(status: DELIVERED) { id } }')).alerts.length === 1);
     const { alerts } = await server.ok('{ alerts { rule status taskId deliveries { status attempts lastStatus } } }');
     expect(alerts).toEqual([{ rule: 'task.stuck', status: 'DELIVERED', taskId: id, deliveries: [{ status: 'DELIVERED', attempts: 1, lastStatus: 200 }] }]);
   });
@@ -69,6 +71,8 @@ describeEachDatabase('alerts [%s]', (kind) => {
     await new Promise((r) => setTimeout(r, 300)); // nothing more arrives
     expect(receiver.received.map((r) => r.status)).toEqual([500, 500, 200]);
     expect(new Set(receiver.received.map((r) => r.body.id)).size).toBe(1);
+    // The receiver has the body before the deliverer records its answer: wait for the record, then check it whole.
+    await until(async () => (await server.ok('{ alerts(status: DELIVERED) { id } }')).alerts.length === 1);
     const { alerts } = await server.ok('{ alerts { status deliveries { status attempts lastStatus lastError } } }');
     expect(alerts).toEqual([{ status: 'DELIVERED', deliveries: [{ status: 'DELIVERED', attempts: 3, lastStatus: 200, lastError: null }] }]);
   });

@@ -213,7 +213,8 @@ describeEachDatabase('a server restart [%s]', (kind) => {
       await new Promise((r) => setTimeout(r, 10_000));
       const second = await spawnServer(env, 90_000);
       try {
-        await until(() => worker.of('completed').length === 20, 60_000);
+        // Generous: the restarted server opens the killed one's data (PGlite replays its WAL), on a machine shared with other suites.
+        await until(() => worker.of('completed').length === 20, 150_000);
         const { data } = await post(second.url, '{ tasks(first: 50) { edges { node { status events { type actor reason } } } } monitor { lastSweepAt } }');
         const tasks = data.tasks.edges.map((e: any) => e.node);
         expect(tasks.map((t: any) => t.status)).toEqual(Array(20).fill('COMPLETED'));

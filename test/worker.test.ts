@@ -161,15 +161,22 @@ describeEachDatabase('the worker SDK [%s]', (kind) => {
     const quick = await client().createTask({ name: 'quick' });
     const slow = await client().createTask({ name: 'slow' });
     let aborted = false;
+    // Both handlers start before either can end: on a loaded machine the second claim can come later than
+    // the quick task's 150 ms, and a poll for "two running" would then never see them together.
+    let started = 0;
+    let bothStarted!: () => void;
+    const both = new Promise<void>((r) => (bothStarted = r));
     const w = worker({
       concurrency: 2,
-      drainTimeout: 400,
+      drainTimeout: 3_000, // room for the quick task's completion on a busy machine; the slow one never ends by itself
       handler: async (t, ctx) => {
+        if (++started === 2) bothStarted();
+        await both;
         if (t.name === 'quick') return new Promise((r) => setTimeout(() => r('done'), 150));
         await new Promise<void>((r) => ctx.signal.addEventListener('abort', () => ((aborted = true), r())));
       },
     });
-    await until(async () => (await client().stats()).taskStats.running === 2);
+    await both;
     const later = await client().createTask({ name: 'created while stopping' });
     await w.stop();
     expect(await task(quick.id)).toMatchObject({ status: 'COMPLETED' });

@@ -14,6 +14,7 @@ export default tseslint.config(
       'clients/**',
       'coverage/**',
       'test-results/**',
+      'scratch/**', // gitignored: a developer's own scripts
       '**/*.d.ts',
     ],
   },

@@ -362,12 +362,18 @@ async function runProfile(kind: 'postgres' | 'pglite', tasks: number, random: ()
     sampling = false;
     await sampler;
 
-    // Quiet: deliveries and subscribers settle.
+    // No worker writes from here (a load cut at its deadline still has tasks running), so the subscribers'
+    // logs are taken against a history that stopped moving; the quiet outlasts the monitor's clocks, so its
+    // requeues of what the workers held are in too.
+    for (const w of workers) w.child.kill('SIGKILL');
+    const cut = Date.now();
+    // Quiet: deliveries and subscribers settle (on the same history entry; a live-only report's id names its entry).
     let lastState = '';
     let stableFor = 0;
-    for (let i = 0; i < 90 && stableFor < 3; i++) {
+    const quietFrom = cut + settings.heartbeatTimeoutMs + settings.intervalMs + 2000;
+    for (let i = 0; i < 90 && (stableFor < 3 || Date.now() < quietFrom); i++) {
       await sleep(1000);
-      const last = (await ask<{ cursors: (string | null)[] }>(subscriber, 'last', 'last')).cursors;
+      const last = (await ask<{ cursors: (string | null)[] }>(subscriber, 'last', 'last')).cursors.map((c) => c?.split('.').slice(0, 2).join('.'));
       const state = `${receiver.received.length}|${last.join(',')}`;
       stableFor = state === lastState && new Set(last).size === 1 ? stableFor + 1 : 0;
       lastState = state;

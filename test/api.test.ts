@@ -123,6 +123,10 @@ describeEachDatabase('GraphQL API over HTTP [%s]', (kind) => {
       [`{ tasks(status: [STUCK_SOMEHOW]) { totalCount } }`, {}],
       [`query($s: [TaskStatus!]) { tasks(status: $s) { totalCount } }`, { s: ['nope'] }],
       [`{ stuckTasks(timeoutMinutes: -1) { id } }`, {}],
+      // Milliseconds past 2^53 once reached the driver and came back INTERNAL_SERVER_ERROR (found by the fuzz test).
+      [`{ stuckTasks(timeoutMinutes: 150119987579.01654) { id } }`, {}],
+      [`mutation { cleanupStuck(timeoutMinutes: 150119987579.01654, autoFix: false) { autoFix } }`, {}],
+      [`mutation { cleanupStuck(timeoutMinutes: 52705441, autoFix: false) { autoFix } }`, {}],
       [`{ tasks(after: "not-a-cursor") { totalCount } }`, {}],
     ] as const) {
       expect((await codeFor(query, variables)).extensions, query).toMatchObject({ code: 'BAD_USER_INPUT' });

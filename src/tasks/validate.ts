@@ -80,9 +80,18 @@ export function positive(value: number, field: string, max: number): number {
   return value;
 }
 
+/**
+ * The longest timeout a caller may give in minutes: 100 years. Past about 150 billion minutes the milliseconds
+ * pass 2^53 and the database driver can no longer carry them as a number (the fuzz test found it: an
+ * INTERNAL_SERVER_ERROR), and no stuck rule needs more than a century.
+ */
+export const MAX_TIMEOUT_MINUTES = 100 * 366 * 24 * 60;
+
 /** A timeout a caller gives in minutes (stuck queries, cleanups), as milliseconds. */
 export function minutes(value: number, field: string): number {
-  if (!Number.isFinite(value) || value <= 0) throw badInput(field, `must be a positive number of minutes (got ${value})`);
+  if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MINUTES) {
+    throw badInput(field, `must be a positive number of minutes, at most ${MAX_TIMEOUT_MINUTES} (100 years) (got ${value})`);
+  }
   return value * 60_000;
 }
 

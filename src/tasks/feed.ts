@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { EventBus, Topics } from '../events.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { TaskEventType, type Task, type TaskChange, type TaskEvent } from './model.js';
-import { isAfter, positionOf, type EventPosition } from './position.js';
+import { cursorOf, isAfter, positionOf, samePosition, type EventPosition } from './position.js';
 import { readEvents, settledEnd } from './sql/event-log.js';
 
 export interface EventFeedOptions {
@@ -70,7 +70,7 @@ export function createEventFeed({ prisma, bus, log, pollMs = 1000 }: EventFeedOp
     // In sequence: its writer proved it comes right after the entry published last. No read needed.
     if (change.previous && samePosition(change.previous, position)) return publishInSequence(change);
     heard.set(change.event.id, change);
-    if (change.previous) following.set(keyOf(change.previous), change.event.id);
+    if (change.previous) following.set(cursorOf(change.previous), change.event.id);
     if (heard.size > HEARD_KEPT) forget(heard.keys().next().value!);
     // Its predecessor may be on its way in the same burst (a batch's entries are published in input
     // order, not id order): the read, needed only if the gap is still open then, waits a turn.
@@ -94,7 +94,7 @@ export function createEventFeed({ prisma, bus, log, pollMs = 1000 }: EventFeedOp
     const change = heard.get(id);
     if (!change) return;
     heard.delete(id);
-    if (change.previous) following.delete(keyOf(change.previous));
+    if (change.previous) following.delete(cursorOf(change.previous));
   }
 
   /** Publishes this entry and every heard one that its writer chained to it, then the reports that waited on them. */
@@ -103,7 +103,7 @@ export function createEventFeed({ prisma, bus, log, pollMs = 1000 }: EventFeedOp
       forget(change.event.id);
       position = positionOf(change.event);
       bus.publish('task:settled', { event: change.event, task: change.task ?? null });
-      const next = following.get(keyOf(position));
+      const next = following.get(cursorOf(position));
       change = next === undefined ? undefined : heard.get(next);
     }
     if (heard.size === 0) flushTransients();
@@ -161,7 +161,7 @@ export function createEventFeed({ prisma, bus, log, pollMs = 1000 }: EventFeedOp
       bus.publish('task:settled', { event, task });
     }
     // Entries heard whose writer chained them to where the read ended need no read of their own.
-    const next = following.get(keyOf(position));
+    const next = following.get(cursorOf(position));
     if (next !== undefined) publishInSequence(heard.get(next)!);
     flushTransients();
     if (page.events.length === PAGE) again = true;
@@ -210,9 +210,6 @@ export function createEventFeed({ prisma, bus, log, pollMs = 1000 }: EventFeedOp
     },
   };
 }
-
-const keyOf = (position: EventPosition) => `${position.xact}.${position.id}`;
-const samePosition = (a: EventPosition, b: EventPosition) => a.xact === b.xact && a.id === b.id;
 
 /** A report the history did not keep, shaped as the PROGRESS entry it would have been, at the position of the entry before it. */
 function transientEvent(task: Task, tokenName: string | null, at: Date, position: EventPosition): TaskEvent {

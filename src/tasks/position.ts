@@ -16,6 +16,7 @@ export interface EventPosition {
 export const origin: EventPosition = { xact: 0n, id: 0n };
 
 export const isAfter = (a: EventPosition, b: EventPosition) => a.xact > b.xact || (a.xact === b.xact && a.id > b.id);
+export const samePosition = (a: EventPosition, b: EventPosition) => a.xact === b.xact && a.id === b.id;
 
 /** The cursor clients see (TaskEvent.id): opaque to them, and the same on PGlite and Postgres. */
 export const cursorOf = (position: EventPosition & { transient?: number }) =>
